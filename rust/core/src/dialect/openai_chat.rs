@@ -1,0 +1,115 @@
+//! OpenAI Chat Completions streams and every OpenAI-compatible server (Azure, Groq, Mistral,
+//! DeepSeek, OpenRouter, Together, vLLM, Ollama's /v1, …).
+//!
+//! Unnamed events carrying `chat.completion.chunk` JSON, ending with `data: [DONE]`. Variants folded
+//! in here: Groq's usage under `x_groq`, `reasoning` (OpenRouter/vLLM) for `reasoning_content`, whole
+//! tool calls without `index` (Mistral), in-band `{"error": …}` chunks (OpenRouter) and
+//! `event: error` frames, keep-alive comments (handled by the SSE layer).
+
+use super::{parse_json, provider_error, provider_error_from_value, Dialect, Frame, Framing};
+use crate::chunk::{ChatChunk, MISSING_INDEX};
+use crate::error::{Error, Result};
+
+const NAME: &str = "openai_chat";
+
+#[derive(Debug, Default)]
+pub struct OpenAiChat {
+    done: bool,
+    saw_finish: bool,
+    /// Per choice index: tool calls seen so far, for assigning indexes the server left out.
+    tool_counts: Vec<(u32, u32)>,
+}
+
+impl OpenAiChat {
+    fn fill_tool_indexes(&mut self, chunk: &mut ChatChunk) {
+        for choice in &mut chunk.choices {
+            let Some(calls) = choice.delta.tool_calls.as_mut() else { continue };
+            let pos = match self.tool_counts.iter().position(|(c, _)| *c == choice.index) {
+                Some(p) => p,
+                None => {
+                    self.tool_counts.push((choice.index, 0));
+                    self.tool_counts.len() - 1
+                }
+            };
+            let count = &mut self.tool_counts[pos].1;
+            for tc in calls.iter_mut() {
+                if tc.index == MISSING_INDEX {
+                    // A call with an id starts a new call; one without continues the latest.
+                    let new_call = tc.id.as_deref().is_some_and(|s| !s.is_empty()) || *count == 0;
+                    if new_call {
+                        tc.index = *count;
+                        *count += 1;
+                    } else {
+                        tc.index = *count - 1;
+                    }
+                } else if tc.index >= *count {
+                    *count = tc.index + 1;
+                }
+            }
+        }
+    }
+}
+
+impl Dialect for OpenAiChat {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
+        let data = frame.data.trim_ascii();
+        if self.done || data.is_empty() {
+            return Ok(());
+        }
+        if frame.event == b"error" {
+            return Err(provider_error(data));
+        }
+        if data == b"[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let mut chunk: ChatChunk = parse_json(NAME, data)?;
+        if let Some(err) = chunk.error.take() {
+            return Err(provider_error_from_value(&err, String::from_utf8_lossy(data).into_owned()));
+        }
+        if let Some(xg) = chunk.x_groq.take() {
+            if chunk.usage.is_none() {
+                chunk.usage = xg.usage;
+            }
+        }
+        let mut has_tools = false;
+        for choice in &mut chunk.choices {
+            let d = &mut choice.delta;
+            if let Some(r) = d.reasoning.take() {
+                if d.reasoning_content.is_none() {
+                    d.reasoning_content = Some(r);
+                }
+            }
+            has_tools |= d.tool_calls.is_some();
+            if choice.finish_reason.is_some() {
+                self.saw_finish = true;
+            }
+        }
+        if has_tools {
+            self.fill_tool_indexes(&mut chunk);
+        }
+        out.push(chunk);
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
+        // Some compatible servers omit `[DONE]`; a finish reason still proves the answer is whole.
+        if self.done || self.saw_finish {
+            Ok(())
+        } else {
+            Err(Error::Incomplete { dialect: NAME })
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}

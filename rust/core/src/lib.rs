@@ -1,0 +1,25 @@
+//! polystream-core: a sans-I/O streaming core for LLM provider streams.
+//!
+//! Bytes go in, events and chunks come out; no sockets, no async, no bindings. One state machine
+//! serves the Python package, the proxy and the C ABI alike.
+//!
+//! - [`sse::SseDecoder`]: WHATWG-exact Server-Sent Events framing.
+//! - [`ndjson::NdjsonDecoder`]: newline-delimited JSON framing.
+//! - [`dialect`]: each provider's wire format → normalised [`chunk::ChatChunk`].
+//! - [`decoder::ChunkDecoder`]: framing + dialect.
+//! - [`accumulator::Accumulator`]: chunks → final [`chunk::ChatCompletion`].
+#![forbid(unsafe_code)]
+
+pub mod accumulator;
+pub mod chunk;
+pub mod decoder;
+pub mod dialect;
+pub mod error;
+pub mod ndjson;
+pub mod sse;
+
+pub use accumulator::Accumulator;
+pub use chunk::{ChatChunk, ChatCompletion};
+pub use decoder::ChunkDecoder;
+pub use error::{Error, Result};
+pub use sse::{Event, OwnedEvent, SseDecoder, DEFAULT_MAX_EVENT_SIZE};
