@@ -1,1 +1,30 @@
-//! PyO3 glue (being written).
+//! PyO3 glue over polystream-core, built by maturin into `polystream._core`.
+//!
+//! Only conversion lives here: the state machines are the core's. Calls run synchronously on the
+//! caller's thread, one call per network read, returning every item that read completed.
+
+use pyo3::prelude::*;
+
+mod chunks;
+mod convert;
+mod decoders;
+mod errors;
+mod sse;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DEFAULT_MAX_EVENT_SIZE", polystream_core::DEFAULT_MAX_EVENT_SIZE)?;
+    m.add("DIALECTS", polystream_core::dialect::NAMES.to_vec())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<sse::ServerSentEvent>()?;
+    m.add_class::<sse::SSEDecoder>()?;
+    m.add_class::<chunks::ChatCompletionChunk>()?;
+    m.add_class::<chunks::ChunkChoice>()?;
+    m.add_class::<chunks::ChoiceDelta>()?;
+    m.add_class::<chunks::ChoiceDeltaToolCall>()?;
+    m.add_class::<chunks::ChoiceDeltaToolCallFunction>()?;
+    m.add_class::<decoders::ChunkDecoder>()?;
+    m.add_class::<decoders::Accumulator>()?;
+    m.add_function(wrap_pyfunction!(errors::debug_panic, m)?)?;
+    Ok(())
+}

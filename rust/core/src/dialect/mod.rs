@@ -20,7 +20,7 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
-pub trait Dialect: Send {
+pub trait Dialect: Send + Sync {
     fn name(&self) -> &'static str;
     fn framing(&self) -> Framing;
     /// Decode one frame, pushing zero or more chunks.

@@ -1,0 +1,53 @@
+# polystream — two commands on a fresh machine:
+#   make run    the main job (an offline demo of the streaming core: no keys, no network)
+#   make test   every test (Rust, Python + stub check, Ruby), installing what it needs first
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SHARED_VECTORS := ../shared/fixtures/sse/vectors.json
+
+.PHONY: run test install system-deps test-rust test-python test-ruby bench clean
+
+run: install
+	$(VENV)/bin/polystream demo
+
+# The package exactly as users get it: `pip install .` builds the Rust extension with maturin.
+install:
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '.[test]'
+
+# Debian packages the tests need (redis-server for the background store, ruby for the bindings).
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v ruby >/dev/null || missing="$$missing ruby"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test: system-deps install test-rust test-python test-ruby
+
+test-rust:
+	cargo test --workspace --exclude polystream-py
+
+test-python:
+	$(PY) -m pytest
+	$(PY) -m mypy.stubtest polystream._core
+
+test-ruby:
+	@if [ -d bindings-ruby ]; then \
+	  cargo build --release -p polystream-capi && \
+	  cd bindings-ruby && ruby -Ilib -Itest -e 'Dir["test/**/*_test.rb"].sort.each { |f| require File.expand_path(f) }'; \
+	fi
+
+bench: install
+	$(PY) -m pip install -q '.[bench]'
+	$(PY) benches/sse_bench.py
+	cargo bench -p polystream-core --bench sse
+
+clean:
+	rm -rf $(VENV) target
