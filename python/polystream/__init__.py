@@ -21,9 +21,47 @@ from ._core import (
     __version__,
 )
 from .builder import stream_chunk_builder
+from .client import acompletion, completion
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    InternalServerError,
+    MidStreamError,
+    NotFoundError,
+    PermissionDeniedError,
+    PolystreamError,
+    RateLimitError,
+    ServiceUnavailableError,
+    Timeout,
+)
+from .streaming import AsyncStream, Stream
 from .types import ChatCompletion, Record
 
 __all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "MidStreamError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PolystreamError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Stream",
+    "Timeout",
+    "acompletion",
+    "completion",
     "DEFAULT_MAX_EVENT_SIZE",
     "DIALECTS",
     "Accumulator",

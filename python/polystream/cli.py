@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from . import chat_cli
 from ._core import ChunkDecoder
 from ._samples import openai_sample
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--delay", type=float, default=0.01, help="seconds between reads (default 0.01)")
     p.add_argument("--seed", type=int, default=None, help="seed for the read sizes")
     p.set_defaults(func=demo)
+    chat_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

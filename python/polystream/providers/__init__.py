@@ -1,0 +1,42 @@
+"""Providers load lazily by name: `model="anthropic/claude-…"` imports `providers.anthropic` only
+when first used. OpenAI-compatible providers are configuration in `openai_compatible.CONFIGS`."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from .. import errors
+from .base import ChatRequest, HTTPRequest, Provider
+
+__all__ = ["ChatRequest", "HTTPRequest", "Provider", "provider_class", "split_model", "NATIVE"]
+
+#: Providers with a wire format of their own: module name under polystream.providers.
+NATIVE = {"anthropic": "anthropic", "gemini": "gemini", "cohere": "cohere", "ollama": "ollama"}
+
+
+@cache
+def provider_class(name: str) -> type[Provider]:
+    if name in NATIVE:
+        module = importlib.import_module(f"{__name__}.{NATIVE[name]}")
+        return module.PROVIDER  # type: ignore[no-any-return]
+    from . import openai_compatible
+
+    if name in openai_compatible.CONFIGS:
+        return openai_compatible.make(name)
+    raise errors.UnknownProviderError(f"unknown provider {name!r}", provider=name)
+
+
+def known(name: str) -> bool:
+    from . import openai_compatible
+
+    return name in NATIVE or name in openai_compatible.CONFIGS
+
+
+def split_model(model: str, api_base: str | None = None) -> tuple[str, str]:
+    """`"anthropic/claude-x"` → ("anthropic", "claude-x"). A model without a known provider prefix
+    goes to OpenAI, or to a generic OpenAI-compatible server when `api_base` is given."""
+    prefix, sep, rest = model.partition("/")
+    if sep and known(prefix):
+        return prefix, rest
+    return ("openai_compatible" if api_base else "openai"), model

@@ -1,0 +1,76 @@
+"""OpenAI and every OpenAI-compatible server: a few lines of configuration each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .base import ChatRequest, HTTPRequest, Provider
+
+
+@dataclass(frozen=True)
+class Compat:
+    api_base: str
+    env_api_key: tuple[str, ...]
+    env_api_base: tuple[str, ...] = ()
+    requires_key: bool = True
+    #: Accepts `stream_options: {"include_usage": true}` (others send usage unasked, or reject it).
+    stream_options: bool = True
+
+
+CONFIGS: dict[str, Compat] = {
+    "openai": Compat("https://api.openai.com/v1", ("OPENAI_API_KEY",), ("OPENAI_BASE_URL", "OPENAI_API_BASE")),
+    "groq": Compat("https://api.groq.com/openai/v1", ("GROQ_API_KEY",), ("GROQ_API_BASE",)),
+    "mistral": Compat("https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), ("MISTRAL_API_BASE",), stream_options=False),
+    "deepseek": Compat("https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), ("DEEPSEEK_API_BASE",)),
+    "openrouter": Compat("https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), ("OPENROUTER_API_BASE",)),
+    "together": Compat("https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), ("TOGETHER_API_BASE",)),
+    "fireworks_ai": Compat("https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",)),
+    "xai": Compat("https://api.x.ai/v1", ("XAI_API_KEY",)),
+    "perplexity": Compat("https://api.perplexity.ai", ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY")),
+    "cerebras": Compat("https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",)),
+    # Any server speaking the protocol (vLLM, llama.cpp, LM Studio, Ollama's /v1, LiteLLM, …).
+    "openai_compatible": Compat("", ("OPENAI_COMPATIBLE_API_KEY",), ("OPENAI_COMPATIBLE_API_BASE",), requires_key=False),
+    "hosted_vllm": Compat("", ("HOSTED_VLLM_API_KEY",), ("HOSTED_VLLM_API_BASE",), requires_key=False),
+}
+
+
+class OpenAICompatible(Provider):
+    dialect: ClassVar[str] = "openai_chat"
+    openai_completion_body: ClassVar[bool] = True
+    config: ClassVar[Compat]
+
+    def build_request(self, req: ChatRequest, *, stream: bool) -> HTTPRequest:
+        body: dict[str, Any] = {"model": req.model, "messages": req.messages, **req.params}
+        extra = body.pop("extra_body", None)  # the openai SDK's convention: merged into the body
+        if isinstance(extra, dict):
+            body.update(extra)
+        body["stream"] = stream
+        if stream and self.config.stream_options:
+            # Ask for usage in the final chunk unless the caller said otherwise.
+            opts = dict(body.get("stream_options") or {})
+            opts.setdefault("include_usage", True)
+            body["stream_options"] = opts
+        elif not stream or not self.config.stream_options:
+            body.pop("stream_options", None)
+        headers = {"accept": "text/event-stream" if stream else "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers), body)
+
+
+def make(name: str) -> type[OpenAICompatible]:
+    cfg = CONFIGS[name]
+    return type(
+        f"{name.title().replace('_', '')}Provider",
+        (OpenAICompatible,),
+        {
+            "name": name,
+            "config": cfg,
+            "default_api_base": cfg.api_base,
+            "env_api_key": cfg.env_api_key,
+            "env_api_base": cfg.env_api_base,
+            "requires_key": cfg.requires_key,
+            "__module__": __name__,
+        },
+    )

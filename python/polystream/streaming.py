@@ -1,0 +1,223 @@
+"""`Stream` / `AsyncStream`: chunks of one provider response, decoded by the core.
+
+One `feed` per network read returns every chunk that read completed; the Python work per chunk
+is a list iteration. The first chunk is read before the call returns (see `client.py`), so every
+failure before output is raised by the call itself and may be retried; later failures are
+mid-stream errors carrying the partial answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+from . import errors, pricing
+from ._core import ChatCompletionChunk, ChunkDecoder
+from ._http import transport_error
+from .error_mapping import stream_error
+from .types import ChatCompletion
+
+class _StreamState:
+    """What both twins share: decoder, bookkeeping and error translation."""
+
+    def __init__(
+        self,
+        decoder: ChunkDecoder,
+        provider: str,
+        model: str,
+        max_duration: float | None,
+        cost_model: str | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.provider = provider
+        self.model = model
+        self.started = time.monotonic()
+        self.deadline = self.started + max_duration if max_duration else None
+        self.max_duration = max_duration
+        #: "provider/model" to price usage with (include_cost=True), else None.
+        self.cost_model = cost_model
+        self.yielded = 0
+        self.first_chunk_at: float | None = None
+
+    def partial(self) -> ChatCompletion:
+        done = ChatCompletion(self.decoder.snapshot())
+        if self.cost_model and done.usage is not None:
+            done.usage["cost"] = pricing.cost(done.usage, self.cost_model)
+        return done
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """The exception to raise for `exc`: the plain (maybe retryable) class before any output,
+        a mid-stream class carrying the partial answer after."""
+        started = self.yielded > 0
+        extra: dict[str, Any] = {"partial": self.partial(), "chunks_received": self.yielded} if started else {}
+        ctx = {"provider": self.provider, "model": self.model}
+        err: BaseException
+        if isinstance(exc, errors.APIError):
+            if not started or isinstance(exc, errors.MidStreamError):
+                return exc
+            attrs = {k: v for k, v in vars(exc).items() if k != "message"}  # message goes positionally
+            err = errors.mid_stream(type(exc))(exc.message, **{**attrs, **extra})
+        elif isinstance(exc, httpx.HTTPError):
+            err = transport_error(exc, self.provider, self.model, "while streaming", **extra)
+        elif isinstance(exc, errors.ProviderStreamError):
+            err = stream_error(self.provider, self.model, exc, extra.get("partial"), self.yielded)
+        elif isinstance(exc, errors.IncompleteStreamError):
+            cls = errors.mid_stream(errors.APIConnectionError) if started else errors.APIConnectionError
+            err = cls(f"{self.provider}: the stream ended before its terminator (truncated response)", **ctx, **extra)
+        elif isinstance(exc, errors.StreamDecodeError):
+            cls2 = errors.mid_stream(errors.APIError) if started else errors.APIError
+            err = cls2(f"{self.provider}: undecodable stream: {exc}", **ctx, **extra)
+        else:
+            return exc
+        err.__cause__ = exc
+        return err
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise errors.Timeout(
+                f"{self.provider}: stream exceeded max_duration={self.max_duration}s",
+                provider=self.provider, model=self.model,
+            )
+
+    def emit(self, chunks: list[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
+        if self.cost_model is not None:
+            chunks = [pricing.with_cost(c, self.cost_model) if c.usage is not None else c for c in chunks]
+        if chunks and self.first_chunk_at is None:
+            self.first_chunk_at = time.monotonic()
+        self.yielded += len(chunks)
+        return chunks
+
+
+class Stream:
+    """A sync iterator of `ChatCompletionChunk`. Close it (or use `with`) to release the connection
+    early; it closes itself when exhausted or when it fails."""
+
+    def __init__(self, response: httpx.Response, state: _StreamState) -> None:
+        self.response = response
+        self._state = state
+        self._gen = self._chunks()
+        self._iter: Iterator[ChatCompletionChunk] = self._gen
+
+    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+        st = self._state
+        feed = st.decoder.feed
+        try:
+            for read in self.response.iter_bytes():
+                try:
+                    chunks = feed(read)
+                except errors.PolystreamError as exc:
+                    # Chunks the read completed before the error still reach the caller.
+                    yield from st.emit(exc.items)
+                    raise
+                if chunks:
+                    yield from st.emit(chunks)
+                if st.deadline is not None:
+                    st.check_deadline()
+            yield from st.emit(st.decoder.finish())
+        except Exception as exc:
+            err = st.fail(exc)
+            if err is exc:
+                raise
+            raise err from exc
+        finally:
+            self.response.close()
+
+    def prefetch(self) -> None:
+        """Read until the first chunk (or the end). Errors here are raised before any output."""
+        first = next(self._gen, None)
+        if first is not None:
+            self._iter = itertools.chain((first,), self._gen)
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._iter
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._iter)
+
+    def close(self) -> None:
+        self._gen.close()
+        self.response.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def completion(self) -> ChatCompletion:
+        """The answer accumulated so far (complete once the iterator is exhausted)."""
+        return self._state.partial()
+
+
+class AsyncStream:
+    """The async twin of `Stream`: `async for chunk in stream`."""
+
+    def __init__(self, response: httpx.Response, state: _StreamState) -> None:
+        self.response = response
+        self._state = state
+        self._gen = self._chunks()
+        self._first: ChatCompletionChunk | None = None
+        self._iter: AsyncIterator[ChatCompletionChunk] = self._with_first()
+
+    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        st = self._state
+        feed = st.decoder.feed
+        try:
+            async for read in self.response.aiter_bytes():
+                try:
+                    chunks = feed(read)
+                except errors.PolystreamError as exc:
+                    for c in st.emit(exc.items):
+                        yield c
+                    raise
+                if chunks:
+                    for c in st.emit(chunks):
+                        yield c
+                if st.deadline is not None:
+                    st.check_deadline()
+            for c in st.emit(st.decoder.finish()):
+                yield c
+        except Exception as exc:
+            err = st.fail(exc)
+            if err is exc:
+                raise
+            raise err from exc
+        finally:
+            await self.response.aclose()
+
+    async def prefetch(self) -> None:
+        try:
+            self._first = await self._gen.__anext__()
+        except StopAsyncIteration:
+            self._first = None
+
+    async def _with_first(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._first is not None:
+            yield self._first
+        async for c in self._gen:
+            yield c
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iter
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._iter.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+        await self.response.aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def completion(self) -> ChatCompletion:
+        return self._state.partial()
