@@ -25,6 +25,7 @@ struct ChoiceState {
     role: Option<String>,
     content: Option<String>,
     reasoning: Option<String>,
+    reasoning_signature: Option<String>,
     refusal: Option<String>,
     tool_calls: Vec<ToolCall>,
     logprobs: Option<Logprobs>,
@@ -128,6 +129,8 @@ impl ChoiceState {
         set_if_some(&mut self.role, &d.role);
         append(&mut self.content, &d.content);
         append(&mut self.reasoning, &d.reasoning_content);
+        // A signature is whole, never a fragment: keep the latest.
+        set_if_some(&mut self.reasoning_signature, &d.reasoning_signature);
         append(&mut self.refusal, &d.refusal);
         if let Some(calls) = &d.tool_calls {
             for tc in calls {
@@ -182,6 +185,7 @@ impl ChoiceState {
                 refusal: self.refusal.clone(),
                 tool_calls: if tool_calls.is_empty() { None } else { Some(tool_calls) },
                 reasoning_content: self.reasoning.clone(),
+                reasoning_signature: self.reasoning_signature.clone(),
             },
             logprobs: self.logprobs.clone(),
             finish_reason: self.finish_reason.clone(),

@@ -60,7 +60,7 @@ pub struct XGroq {
 pub struct ChunkChoice {
     #[serde(default)]
     pub index: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub delta: Delta,
     #[serde(default)]
     pub logprobs: Option<Logprobs>,
@@ -71,7 +71,10 @@ pub struct ChunkChoice {
     pub native_finish_reason: Option<String>,
 }
 
+// Deserialised through `WireDelta` so that `content` may also be a list of typed parts (Mistral's
+// Magistral sends `[{"type":"thinking","thinking":[…]}]`); the serialised shape is OpenAI's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireDelta")]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -87,6 +90,128 @@ pub struct Delta {
     #[doc(hidden)]
     #[serde(default, skip_serializing)]
     pub reasoning: Option<String>,
+    /// Opaque signature of the reasoning (Anthropic `signature_delta`, Gemini `thoughtSignature`);
+    /// providers require it back, unchanged, when the turn is replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_signature: Option<String>,
+}
+
+/// Wire form of [`Delta`]: identical but for `content`, which may be a string or a list of parts.
+#[derive(Deserialize)]
+struct WireDelta {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    content: Option<WireContent>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    reasoning_signature: Option<String>,
+}
+
+impl From<WireDelta> for Delta {
+    fn from(w: WireDelta) -> Delta {
+        let mut reasoning_content = w.reasoning_content;
+        let content = match w.content {
+            None => None,
+            Some(WireContent::Text(s)) => Some(s),
+            Some(WireContent::Parts { text, thinking }) => {
+                if let Some(t) = thinking {
+                    reasoning_content.get_or_insert_with(String::new).push_str(&t);
+                }
+                text
+            }
+        };
+        Delta {
+            role: w.role,
+            content,
+            reasoning_content,
+            refusal: w.refusal,
+            tool_calls: w.tool_calls,
+            reasoning: w.reasoning,
+            reasoning_signature: w.reasoning_signature,
+        }
+    }
+}
+
+/// `content` as a string (the hot path, no buffering) or as a list of typed parts whose `text`
+/// and `thinking` texts are joined; other part types (images, references) are skipped.
+enum WireContent {
+    Text(String),
+    Parts { text: Option<String>, thinking: Option<String> },
+}
+
+#[derive(Deserialize)]
+struct WirePart {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thinking: Option<ThinkingText>,
+}
+
+/// Magistral nests thinking as `[{"type":"text","text":…}]`; accept a plain string too.
+struct ThinkingText(String);
+
+impl<'de> Deserialize<'de> for ThinkingText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThinkingText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("thinking text or a list of text parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThinkingText, E> {
+                Ok(ThinkingText(s.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ThinkingText, A::Error> {
+                let mut out = String::new();
+                while let Some(p) = seq.next_element::<WirePart>()? {
+                    if let Some(t) = p.text {
+                        out.push_str(&t);
+                    }
+                }
+                Ok(ThinkingText(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WireContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<WireContent, E> {
+                Ok(WireContent::Text(s.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<WireContent, E> {
+                Ok(WireContent::Text(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireContent, A::Error> {
+                let (mut text, mut thinking) = (None::<String>, None::<String>);
+                while let Some(p) = seq.next_element::<WirePart>()? {
+                    if let Some(t) = p.text {
+                        text.get_or_insert_with(String::new).push_str(&t);
+                    }
+                    if let Some(ThinkingText(t)) = p.thinking {
+                        thinking.get_or_insert_with(String::new).push_str(&t);
+                    }
+                }
+                Ok(WireContent::Parts { text, thinking })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Sentinel for a tool call sent without `index` (Mistral sends whole calls); dialects replace it.
@@ -137,6 +262,9 @@ pub struct Usage {
     pub prompt_tokens_details: Option<PromptTokensDetails>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// Cost in USD, when known (sent by OpenRouter; added by `include_cost=True`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -215,6 +343,9 @@ pub struct Message {
     pub tool_calls: Option<Vec<ToolCall>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The last reasoning signature seen (see [`Delta::reasoning_signature`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_signature: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //!
 //! - [`sse::SseDecoder`]: WHATWG-exact Server-Sent Events framing.
 //! - [`ndjson::NdjsonDecoder`]: newline-delimited JSON framing.
+//! - [`json_array::JsonArrayDecoder`]: a streamed JSON array, element by element (Gemini without SSE).
 //! - [`dialect`]: each provider's wire format → normalised [`chunk::ChatChunk`].
 //! - [`decoder::ChunkDecoder`]: framing + dialect.
 //! - [`accumulator::Accumulator`]: chunks → final [`chunk::ChatCompletion`].
@@ -15,11 +16,14 @@ pub mod chunk;
 pub mod decoder;
 pub mod dialect;
 pub mod error;
+pub mod json_array;
 pub mod ndjson;
+pub mod responses;
 pub mod sse;
 
 pub use accumulator::Accumulator;
 pub use chunk::{ChatChunk, ChatCompletion};
 pub use decoder::ChunkDecoder;
 pub use error::{Error, Result};
+pub use responses::{ResponseEvent, ResponsesBuilder};
 pub use sse::{Event, OwnedEvent, SseDecoder, DEFAULT_MAX_EVENT_SIZE};

@@ -1,9 +1,18 @@
-//! Wire dialects: each turns one provider's frames (SSE events or NDJSON lines) into normalised
-//! [`ChatChunk`]s. A new wire format is one module here plus its fixtures.
+//! Wire dialects: each turns one provider's frames (SSE events, NDJSON lines or JSON-array
+//! elements) into normalised [`ChatChunk`]s. A new wire format is one module here plus its fixtures.
+//!
+//! Every dialect maps its provider's finish reason with one function (`map_finish_reason`) onto
+//! OpenAI's values and keeps the raw value in `native_finish_reason`.
 
-use crate::chunk::ChatChunk;
+use serde_json::value::RawValue;
+
+use crate::chunk::{ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, PromptTokensDetails, Usage};
 use crate::error::{Error, Result};
 
+pub mod anthropic;
+pub mod cohere;
+pub mod gemini;
+pub mod ollama;
 pub mod openai_chat;
 
 /// How a dialect's bytes are framed on the wire.
@@ -11,9 +20,15 @@ pub mod openai_chat;
 pub enum Framing {
     Sse,
     Ndjson,
+    /// One streamed JSON array whose elements are the frames ([`crate::json_array`]).
+    JsonArray,
+    /// Told apart by the first non-blank byte: `[` or `{` is a JSON body, anything else SSE, in
+    /// which a bare JSON object at the start of a line is a frame too (Gemini sends both bodies).
+    SseOrJson,
 }
 
-/// One frame: an SSE event (`event` empty for the default type) or an NDJSON line (`event` empty).
+/// One frame: an SSE event (`event` empty for the default type), an NDJSON line or a JSON-array
+/// element (`event` empty).
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     pub event: &'a [u8],
@@ -32,12 +47,16 @@ pub trait Dialect: Send + Sync {
     fn is_done(&self) -> bool;
 }
 
-/// Every dialect name [`by_name`] accepts.
-pub const NAMES: &[&str] = &["openai_chat"];
+/// Every dialect name [`by_name`] accepts (aliases aside).
+pub const NAMES: &[&str] = &["openai_chat", "anthropic", "gemini", "cohere", "ollama"];
 
 pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
     match name {
         "openai_chat" | "openai" => Ok(Box::new(openai_chat::OpenAiChat::default())),
+        "anthropic" => Ok(Box::new(anthropic::Anthropic::default())),
+        "gemini" => Ok(Box::new(gemini::Gemini::default())),
+        "cohere" => Ok(Box::new(cohere::Cohere::default())),
+        "ollama" => Ok(Box::new(ollama::Ollama::default())),
         _ => Err(Error::UnknownDialect(name.to_owned())),
     }
 }
@@ -75,5 +94,130 @@ pub(crate) fn provider_error_from_value(v: &serde_json::Value, body: String) -> 
         serde_json::Value::String(s) => s.clone(),
         _ => text("message").unwrap_or_else(|| body.clone()),
     };
-    Error::Provider { message, kind: text("type"), code: text("code"), param: text("param"), body }
+    // Google puts the kind in `status` (`UNAVAILABLE`, `CANCELLED`) beside a numeric `code`.
+    let kind = text("type").or_else(|| text("status"));
+    Error::Provider { message, kind, code: text("code"), param: text("param"), body }
+}
+
+/// What every chunk of one stream repeats.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta {
+    pub id: String,
+    pub model: String,
+    pub created: i64,
+}
+
+impl Meta {
+    pub(crate) fn chunk(&self, choices: Vec<ChunkChoice>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            model: self.model.clone(),
+            created: self.created,
+            choices,
+            ..Default::default()
+        }
+    }
+
+    /// A chunk with one choice carrying `delta`.
+    pub(crate) fn delta(&self, index: u32, delta: Delta) -> ChatChunk {
+        self.chunk(vec![ChunkChoice { index, delta, ..Default::default() }])
+    }
+}
+
+/// A finish chunk's choice: the mapped reason plus the provider's own.
+pub(crate) fn finish_choice(index: u32, delta: Delta, reason: &str, native: String) -> ChunkChoice {
+    ChunkChoice {
+        index,
+        delta,
+        finish_reason: Some(reason.to_owned()),
+        native_finish_reason: Some(native),
+        ..Default::default()
+    }
+}
+
+/// Usage with `total_tokens` defaulting to prompt + completion.
+pub(crate) fn usage(prompt: u64, completion: u64, total: Option<u64>) -> Usage {
+    Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total.unwrap_or(prompt + completion),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn with_cached(mut u: Usage, cached: Option<u64>, cache_creation: Option<u64>) -> Usage {
+    if cached.is_some() || cache_creation.is_some() {
+        let d = u.prompt_tokens_details.get_or_insert_with(PromptTokensDetails::default);
+        d.cached_tokens = cached;
+        d.cache_creation_tokens = cache_creation;
+    }
+    u
+}
+
+pub(crate) fn with_reasoning(mut u: Usage, reasoning: Option<u64>) -> Usage {
+    if reasoning.is_some() {
+        u.completion_tokens_details =
+            Some(CompletionTokensDetails { reasoning_tokens: reasoning, ..Default::default() });
+    }
+    u
+}
+
+/// Tool-call arguments from a provider that sends them as a JSON value (Gemini, Ollama): the
+/// value's own text with the whitespace between tokens dropped, so key order and number spelling
+/// stay as sent. A JSON string is taken as the arguments text itself; absent or null is `{}`.
+pub(crate) fn arguments_text(raw: Option<&RawValue>) -> String {
+    let text = raw.map_or("null", RawValue::get);
+    if text == "null" {
+        return "{}".to_owned();
+    }
+    if text.starts_with('"') {
+        if let Ok(s) = serde_json::from_str::<String>(text) {
+            return s;
+        }
+    }
+    compact_json(text)
+}
+
+/// Drop whitespace outside strings (O(n), one pass).
+pub(crate) fn compact_json(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_keep_order_and_spelling() {
+        let raw: Box<RawValue> = serde_json::from_str("{\n  \"z\": 1.0,\n  \"a\": \"x y\\\" \"\n}").unwrap();
+        assert_eq!(arguments_text(Some(&raw)), "{\"z\":1.0,\"a\":\"x y\\\" \"}");
+        let s: Box<RawValue> = serde_json::from_str("\"{\\\"a\\\": 1}\"").unwrap();
+        assert_eq!(arguments_text(Some(&s)), "{\"a\": 1}");
+        assert_eq!(arguments_text(None), "{}");
+    }
+
+    #[test]
+    fn every_name_resolves() {
+        for n in NAMES {
+            assert_eq!(by_name(n).unwrap().name(), *n);
+        }
+        assert!(matches!(by_name("nope"), Err(Error::UnknownDialect(_))));
+    }
 }

@@ -3,14 +3,29 @@
 //!
 //! Unnamed events carrying `chat.completion.chunk` JSON, ending with `data: [DONE]`. Variants folded
 //! in here: Groq's usage under `x_groq`, `reasoning` (OpenRouter/vLLM) for `reasoning_content`, whole
-//! tool calls without `index` (Mistral), in-band `{"error": …}` chunks (OpenRouter) and
-//! `event: error` frames, keep-alive comments (handled by the SSE layer).
+//! tool calls without `index` (Mistral), `content` as a list of typed parts (Mistral Magistral,
+//! handled by [`crate::chunk::Delta`]'s parser), in-band `{"error": …}` chunks (OpenRouter) and
+//! `event: error` frames, keep-alive comments (handled by the SSE layer). Chunks without choices
+//! (Azure's `prompt_filter_results`, gpt-5 `moderation`) pass through. Finish reasons outside
+//! OpenAI's set are mapped, the raw value kept in `native_finish_reason`.
 
 use super::{parse_json, provider_error, provider_error_from_value, Dialect, Frame, Framing};
 use crate::chunk::{ChatChunk, MISSING_INDEX};
 use crate::error::{Error, Result};
 
 const NAME: &str = "openai_chat";
+
+/// A compatible server's `finish_reason` → OpenAI's; `None` when it already is one of OpenAI's.
+pub fn map_finish_reason(native: &str) -> Option<&'static str> {
+    Some(match native {
+        "stop" | "length" | "tool_calls" | "content_filter" | "function_call" => return None,
+        "max_tokens" | "model_length" | "max_output_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "safety" | "content_filtered" | "refusal" => "content_filter",
+        // eos (TGI, vLLM), end_turn, stop_sequence, error (OpenRouter), and the unknown.
+        _ => "stop",
+    })
+}
 
 #[derive(Debug, Default)]
 pub struct OpenAiChat {
@@ -89,8 +104,17 @@ impl Dialect for OpenAiChat {
                 }
             }
             has_tools |= d.tool_calls.is_some();
-            if choice.finish_reason.is_some() {
-                self.saw_finish = true;
+            if let Some(native) = choice.finish_reason.take() {
+                if !native.is_empty() {
+                    self.saw_finish = true;
+                    match map_finish_reason(&native) {
+                        None => choice.finish_reason = Some(native),
+                        Some(mapped) => {
+                            choice.finish_reason = Some(mapped.to_owned());
+                            choice.native_finish_reason.get_or_insert(native);
+                        }
+                    }
+                }
             }
         }
         if has_tools {
