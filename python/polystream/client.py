@@ -70,7 +70,7 @@ def _resolve(model: str | Mapping[str, Any], messages: list[dict[str, Any]], kw:
         settings.update({k: v for k, v in model.items() if k != "model"})
         model = model["model"]
     api_base = settings.pop("api_base", None) or settings.pop("base_url", None)
-    provider_name, model_name = split_model(str(model), api_base)
+    provider_name, model_name = split_model(str(model))
     provider = provider_class(provider_name)(
         api_key=settings.pop("api_key", None), api_base=api_base, extra_headers=settings.pop("extra_headers", None)
     )

@@ -33,10 +33,10 @@ def known(name: str) -> bool:
     return name in NATIVE or name in openai_compatible.CONFIGS
 
 
-def split_model(model: str, api_base: str | None = None) -> tuple[str, str]:
+def split_model(model: str) -> tuple[str, str]:
     """`"anthropic/claude-x"` → ("anthropic", "claude-x"). A model without a known provider prefix
-    goes to OpenAI, or to a generic OpenAI-compatible server when `api_base` is given."""
+    is OpenAI's (at `api_base` when one is given: any OpenAI-compatible server)."""
     prefix, sep, rest = model.partition("/")
     if sep and known(prefix):
         return prefix, rest
-    return ("openai_compatible" if api_base else "openai"), model
+    return "openai", model

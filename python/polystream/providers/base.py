@@ -74,7 +74,9 @@ class Provider:
             raise errors.BadRequestError(f"{self.name}: api_base is required", provider=self.name)
 
     def check_key(self, model: str) -> None:
-        if self.requires_key and not self.api_key:
+        # A server at a custom api_base (a proxy, vLLM, a test server) may not need a key.
+        custom_base = bool(self.default_api_base) and self.api_base != self.default_api_base.rstrip("/")
+        if self.requires_key and not self.api_key and not custom_base:
             names = " or ".join(self.env_api_key) or "api_key="
             raise errors.AuthenticationError(
                 f"{self.name}: no API key; pass api_key= or set {names}", provider=self.name, model=model
