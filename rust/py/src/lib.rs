@@ -9,6 +9,7 @@ mod chunks;
 mod convert;
 mod decoders;
 mod errors;
+mod responses;
 mod sse;
 
 #[pymodule]
@@ -25,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<chunks::ChoiceDeltaToolCallFunction>()?;
     m.add_class::<decoders::ChunkDecoder>()?;
     m.add_class::<decoders::Accumulator>()?;
+    m.add_class::<responses::ResponsesBuilder>()?;
     m.add_function(wrap_pyfunction!(errors::debug_panic, m)?)?;
     Ok(())
 }
