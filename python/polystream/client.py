@@ -107,14 +107,17 @@ def _pieces(body: bytes) -> Iterable[bytes]:
             yield event + b"\n\n"
 
 
-# ---------------------------------------------------------------- sync
+def _mocked(call: _Call) -> httpx.Response | None:
+    """The offline response for `mock_response` (an exception instance is raised, as a provider would)."""
+    if call.mock_response is None:
+        return None
+    if isinstance(call.mock_response, BaseException):
+        raise call.mock_response
+    return _mock_or_fake_response(call, mock_body(call.mock_response, call.request.model))
 
 
-def _open(call: _Call, client: httpx.Client) -> Stream:
-    if call.mock_response is not None:
-        if isinstance(call.mock_response, BaseException):
-            raise call.mock_response
-        return _start(_mock_or_fake_response(call, mock_body(call.mock_response, call.request.model)), call, "openai_chat")
+def _prepare(call: _Call, client: httpx.Client | httpx.AsyncClient) -> tuple[bool, httpx.Request]:
+    """(fake streaming?, the HTTP request) for one attempt; the key is checked before any I/O."""
     call.provider.check_key(call.request.model)
     fake = call.fake_stream and call.provider.openai_completion_body
     spec = call.provider.build_request(call.request, stream=not fake)
@@ -122,6 +125,17 @@ def _open(call: _Call, client: httpx.Client) -> Stream:
         spec.method, spec.url, headers=spec.headers, json=spec.json,
         timeout=timeouts(call.connect_timeout, call.idle_timeout),
     )
+    return fake, req
+
+
+# ---------------------------------------------------------------- sync
+
+
+def _open(call: _Call, client: httpx.Client) -> Stream:
+    mocked = _mocked(call)
+    if mocked is not None:
+        return _start(mocked, call, "openai_chat")
+    fake, req = _prepare(call, client)
     try:
         response = client.send(req, stream=True)
     except httpx.HTTPError as exc:
@@ -203,17 +217,10 @@ def _drain(s: Stream) -> ChatCompletion:
 
 
 async def _aopen(call: _Call, client: httpx.AsyncClient) -> AsyncStream:
-    if call.mock_response is not None:
-        if isinstance(call.mock_response, BaseException):
-            raise call.mock_response
-        return await _astart(_mock_or_fake_response(call, mock_body(call.mock_response, call.request.model)), call, "openai_chat")
-    call.provider.check_key(call.request.model)
-    fake = call.fake_stream and call.provider.openai_completion_body
-    spec = call.provider.build_request(call.request, stream=not fake)
-    req = client.build_request(
-        spec.method, spec.url, headers=spec.headers, json=spec.json,
-        timeout=timeouts(call.connect_timeout, call.idle_timeout),
-    )
+    mocked = _mocked(call)
+    if mocked is not None:
+        return await _astart(mocked, call, "openai_chat")
+    fake, req = _prepare(call, client)
     try:
         response = await client.send(req, stream=True)
     except httpx.HTTPError as exc:
