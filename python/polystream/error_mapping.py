@@ -21,7 +21,8 @@ from . import errors as e
 
 _CONTEXT = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long|input is too long"
-    r"|exceeds? the (model'?s? )?(context|maximum)|token limit|reduce the length|input length",
+    r"|exceeds? the (model'?s? )?(context|maximum)|token limit|reduce the length|input length"
+    r"|inputs.? tokens \+ .?max_new_tokens.? must be",  # TGI (Together, Hugging Face)
     re.I,
 )
 _POLICY = re.compile(r"content[ _-]?(policy|filter|management)|safety system|responsible ?ai|flagged", re.I)

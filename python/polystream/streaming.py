@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -102,7 +102,7 @@ class Stream:
         self._gen = self._chunks()
         self._iter: Iterator[ChatCompletionChunk] = self._gen
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         st = self._state
         feed = st.decoder.feed
         try:
@@ -164,7 +164,7 @@ class AsyncStream:
         self._first: ChatCompletionChunk | None = None
         self._iter: AsyncIterator[ChatCompletionChunk] = self._with_first()
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         st = self._state
         feed = st.decoder.feed
         try:
