@@ -121,12 +121,16 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return max(when.timestamp() - time.time(), 0.0) if when else None
 
 
-def refine(cls: type[e.APIError], message: str, kind: str | None, code: str | None) -> type[e.APIError]:
-    """A 400 that is really a context-window or content-policy failure gets the precise class."""
+def refine(
+    cls: type[e.APIError], message: str, kind: str | None, code: str | None, *, context: bool = True
+) -> type[e.APIError]:
+    """A 400 that is really a context-window or content-policy failure gets the precise class.
+    `context=False` once output exists: the prompt evidently fitted, so a "token limit" then is the
+    output cap, not the context window."""
     if not issubclass(cls, e.BadRequestError) or cls is not e.BadRequestError:
         return cls
     hint = f"{kind or ''} {code or ''}"
-    if "context_length" in hint or _CONTEXT.search(message):
+    if context and ("context_length" in hint or _CONTEXT.search(message)):
         return e.ContextWindowExceededError
     if "content_filter" in hint or "content_policy" in hint or _POLICY.search(message):
         return e.ContentPolicyViolationError
@@ -175,7 +179,7 @@ def stream_error(
     else:
         if code and code.isdigit() and int(code) in _BY_STATUS:
             cls = _BY_STATUS[int(code)]
-    cls = refine(cls, message, kind, code)
+    cls = refine(cls, message, kind, code, context=not received)
     extra = {"partial": partial, "chunks_received": received} if received else {}
     return (e.mid_stream(cls) if received else cls)(
         f"{provider} error in stream: {message}",
