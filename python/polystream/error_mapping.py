@@ -21,7 +21,7 @@ from . import errors as e
 
 _CONTEXT = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long|input is too long"
-    r"|exceeds? the (model'?s? )?(context|maximum)|token limit|reduce the length|input length"
+    r"|exceeds? the (model'?s? )?(context|maximum)|reduce the length|input length"
     r"|inputs.? tokens \+ .?max_new_tokens.? must be",  # TGI (Together, Hugging Face)
     re.I,
 )
@@ -121,16 +121,14 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return max(when.timestamp() - time.time(), 0.0) if when else None
 
 
-def refine(
-    cls: type[e.APIError], message: str, kind: str | None, code: str | None, *, context: bool = True
-) -> type[e.APIError]:
+def refine(cls: type[e.APIError], message: str, kind: str | None, code: str | None) -> type[e.APIError]:
     """A 400 that is really a context-window or content-policy failure gets the precise class.
-    `context=False` once output exists: the prompt evidently fitted, so a "token limit" then is the
-    output cap, not the context window."""
+    Only explicit context wording counts: a bare "token limit" is as often the output cap
+    (OpenRouter's "Token limit reached" after `max_completion_tokens`)."""
     if not issubclass(cls, e.BadRequestError) or cls is not e.BadRequestError:
         return cls
     hint = f"{kind or ''} {code or ''}"
-    if context and ("context_length" in hint or _CONTEXT.search(message)):
+    if "context_length" in hint or _CONTEXT.search(message):
         return e.ContextWindowExceededError
     if "content_filter" in hint or "content_policy" in hint or _POLICY.search(message):
         return e.ContentPolicyViolationError
@@ -179,7 +177,7 @@ def stream_error(
     else:
         if code and code.isdigit() and int(code) in _BY_STATUS:
             cls = _BY_STATUS[int(code)]
-    cls = refine(cls, message, kind, code, context=not received)
+    cls = refine(cls, message, kind, code)
     extra = {"partial": partial, "chunks_received": received} if received else {}
     return (e.mid_stream(cls) if received else cls)(
         f"{provider} error in stream: {message}",
