@@ -184,6 +184,13 @@ impl SseDecoder {
             }
         }
         while pos < input.len() {
+            // The blank line that ends each event: handled without a SIMD search set up for
+            // a terminator at offset 0.
+            if matches!(input[pos], b'\n' | b'\r') {
+                self.dispatch(input, on_event)?;
+                pos = self.after_terminator(input, pos);
+                continue;
+            }
             match memchr2(b'\n', b'\r', &input[pos..]) {
                 None => {
                     self.carry(&input[pos..])?;
@@ -302,9 +309,14 @@ impl SseDecoder {
         if line[0] == b':' {
             return Ok(()); // comment
         }
-        let (field, vstart) = match memchr(b':', line) {
-            Some(c) => (&line[..c], if line.get(c + 1) == Some(&b' ') { c + 2 } else { c + 1 }),
-            None => (line, line.len()),
+        // Nearly every line of an LLM stream is `data: …`: recognise it without a search.
+        let (field, vstart) = if line.starts_with(b"data:") {
+            (&line[..4], if line.get(5) == Some(&b' ') { 6 } else { 5 })
+        } else {
+            match memchr(b':', line) {
+                Some(c) => (&line[..c], if line.get(c + 1) == Some(&b' ') { c + 2 } else { c + 1 }),
+                None => (line, line.len()),
+            }
         };
         let value = &line[vstart..];
         match field {
