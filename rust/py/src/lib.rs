@@ -5,6 +5,11 @@
 
 use pyo3::prelude::*;
 
+// Decoding allocates a few small strings per chunk; mimalloc makes those allocations several
+// times cheaper than glibc's malloc (measured with callgrind on the chunk path).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod chunks;
 mod convert;
 mod decoders;

@@ -63,11 +63,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
 
 /// Parse a JSON payload, mapping failure to the dialect's typed error.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(dialect: &'static str, data: &'a [u8]) -> Result<T> {
-    serde_json::from_slice(data).map_err(|e| Error::InvalidJson {
-        dialect,
-        message: e.to_string(),
-        payload: crate::error::excerpt(data),
-    })
+    let invalid = |message: String| Error::InvalidJson { dialect, message, payload: crate::error::excerpt(data) };
+    // Validate UTF-8 once for the whole payload: parsing from `&str` then skips serde_json's
+    // per-string validation (one `from_utf8` call per key and value, the largest cost measured).
+    let text = std::str::from_utf8(data).map_err(|e| invalid(e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
 }
 
 /// Build a provider error from an error payload: `{"error": {...}}`, `{"error": "text"}` or the
