@@ -265,3 +265,20 @@ def test_async_idle_timeout(server) -> None:
         return info.value
 
     assert asyncio.run(main()).partial.choices[0].message.content == words(2)
+
+
+def test_async_mock_and_fake_stream(server) -> None:
+    answer = {"id": "x", "object": "chat.completion", "created": 1, "model": "o1",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole answer"}, "finish_reason": "stop"}]}
+    server.add(PATH, Reply.json(answer))
+
+    async def main():
+        mocked = [c async for c in await polystream.acompletion("m", MSGS, stream=True, mock_response="mock text")]
+        faked = [c async for c in await acall(server, fake_stream=True)]
+        done = await polystream.acompletion("m", MSGS, mock_response="not streamed")
+        return mocked, faked, done
+
+    mocked, faked, done = asyncio.run(main())
+    assert polystream.stream_chunk_builder(mocked).choices[0].message.content == "mock text"
+    assert polystream.stream_chunk_builder(faked).choices[0].message.content == "whole answer"
+    assert done.choices[0].message.content == "not streamed"

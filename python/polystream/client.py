@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,25 +95,32 @@ def _state(call: _Call, decoder: ChunkDecoder) -> _StreamState:
     return _StreamState(decoder, call.provider.name, call.request.model, call.max_duration, cost_model)
 
 
-def _mock_or_fake_response(call: _Call, body: bytes) -> httpx.Response:
-    """An in-memory streaming response carrying `body`, so mock and fake streams take the real path."""
-    return httpx.Response(200, content=_pieces(body), headers={"content-type": "text/event-stream"})
+def _mock_or_fake_response(body: bytes, *, asynchronous: bool) -> httpx.Response:
+    """An in-memory streaming response carrying `body`, so mock and fake streams take the real path
+    (httpx wants an async byte iterator for the async twin)."""
+    content: Any = _apieces(body) if asynchronous else _pieces(body)
+    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
 
 
-def _pieces(body: bytes) -> Iterable[bytes]:
+def _pieces(body: bytes) -> Iterator[bytes]:
     # One piece per SSE event, as a provider sends them.
     for event in body.split(b"\n\n"):
         if event:
             yield event + b"\n\n"
 
 
-def _mocked(call: _Call) -> httpx.Response | None:
+async def _apieces(body: bytes) -> AsyncIterator[bytes]:
+    for piece in _pieces(body):
+        yield piece
+
+
+def _mocked(call: _Call, *, asynchronous: bool = False) -> httpx.Response | None:
     """The offline response for `mock_response` (an exception instance is raised, as a provider would)."""
     if call.mock_response is None:
         return None
     if isinstance(call.mock_response, BaseException):
         raise call.mock_response
-    return _mock_or_fake_response(call, mock_body(call.mock_response, call.request.model))
+    return _mock_or_fake_response(mock_body(call.mock_response, call.request.model), asynchronous=asynchronous)
 
 
 def _prepare(call: _Call, client: httpx.Client | httpx.AsyncClient) -> tuple[bool, httpx.Request]:
@@ -146,7 +153,7 @@ def _open(call: _Call, client: httpx.Client) -> Stream:
         if fake:
             body = chunks_from_completion_body(response.read())
             response.close()
-            return _start(_mock_or_fake_response(call, body), call, "openai_chat")
+            return _start(_mock_or_fake_response(body, asynchronous=False), call, "openai_chat")
     except httpx.HTTPError as exc:
         response.close()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc
@@ -217,7 +224,7 @@ def _drain(s: Stream) -> ChatCompletion:
 
 
 async def _aopen(call: _Call, client: httpx.AsyncClient) -> AsyncStream:
-    mocked = _mocked(call)
+    mocked = _mocked(call, asynchronous=True)
     if mocked is not None:
         return await _astart(mocked, call, "openai_chat")
     fake, req = _prepare(call, client)
@@ -232,7 +239,7 @@ async def _aopen(call: _Call, client: httpx.AsyncClient) -> AsyncStream:
         if fake:
             body = chunks_from_completion_body(await response.aread())
             await response.aclose()
-            return await _astart(_mock_or_fake_response(call, body), call, "openai_chat")
+            return await _astart(_mock_or_fake_response(body, asynchronous=True), call, "openai_chat")
     except httpx.HTTPError as exc:
         await response.aclose()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc
