@@ -1,5 +1,6 @@
 # polystream — two commands on a fresh machine:
-#   make run    the main job (an offline demo of the streaming core: no keys, no network)
+#   make run    the main job: the proxy on its embedded default, showing background mode end to
+#               end (a response created, polled while its text grows, completed): no keys, no network
 #   make test   every test (Rust, Python + stub check, Ruby), installing what it needs first
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -11,7 +12,7 @@ SHARED_VECTORS := ../shared/fixtures/sse/vectors.json
 .PHONY: run test install system-deps test-rust test-python test-ruby bench clean
 
 run: install
-	$(VENV)/bin/polystream demo
+	$(VENV)/bin/polystream showcase
 
 # The package exactly as users get it: `pip install .` builds the Rust extension with maturin.
 install:
@@ -48,6 +49,7 @@ bench: install
 	$(PY) -m pip install -q '.[bench]'
 	$(PY) benches/sse_bench.py
 	cargo bench -p polystream-core --bench sse
+	$(PY) benches/client_bench.py
 
 clean:
 	rm -rf $(VENV) target

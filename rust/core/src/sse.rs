@@ -343,22 +343,20 @@ impl SseDecoder {
                 self.event.clear();
                 self.event.extend_from_slice(value);
             }
-            b"id" => {
-                if memchr(0, value).is_none() && self.id != value {
-                    self.check_size(value.len())?;
-                    self.id.clear();
-                    self.id.extend_from_slice(value);
-                    self.id_generation += 1;
-                }
+            // An id containing NUL is ignored (the previous one stays in force).
+            b"id" if memchr(0, value).is_none() && self.id != value => {
+                self.check_size(value.len())?;
+                self.id.clear();
+                self.id.extend_from_slice(value);
+                self.id_generation += 1;
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    let ms = value.iter().fold(0u64, |acc, d| {
-                        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                    });
-                    self.reconnection_time = Some(ms);
-                    self.block_retry = Some(ms);
-                }
+            // ASCII digits only; anything else is ignored. Saturates rather than overflowing.
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value
+                    .iter()
+                    .fold(0u64, |acc, d| acc.saturating_mul(10).saturating_add(u64::from(d - b'0')));
+                self.reconnection_time = Some(ms);
+                self.block_retry = Some(ms);
             }
             _ => {}
         }
