@@ -1,0 +1,271 @@
+"""The log's record format, and rebuilding events and snapshots from it.
+
+A log entry is a JSON array of records, each standing for one normalised chat chunk (or a
+lifecycle step). Records are compact so that the store is written ~1 byte per output byte:
+
+    "some text"                           a content delta (the common case: just the text)
+    {"r": "..."} / {"x": "..."}           a reasoning / refusal delta
+    {"t": [[index, id, name, args], …]}   tool-call deltas
+    {"f": "stop", "u": {usage}}           finish reason and/or usage (no events of their own)
+    {"i": {id, model, created_at, base, queued, request}}   the first record: what to rebuild with
+    {"s": 1}                              the producer started (→ response.in_progress)
+    {"e": "finish"|"fail"|"cancel"|"incomplete", "now": t, "code", "msg", "reason"}  terminal
+
+Consecutive deltas of one kind are merged into one record until the record is *sealed*: when the
+producer flushes, when a local reader looks, or after every chunk while someone is streaming live.
+Rebuilding runs a `ResponsesBuilder` over the records (one synthetic chunk each): the builder is
+deterministic given the same id, created_at, item id base, clock values and inputs, so every
+reader, in any process, derives the same events with the same sequence numbers and the same
+snapshot. The full event JSON and the repeated text of `.done` events and the final Response
+are never stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._core import ChatCompletionChunk, ResponsesBuilder
+
+__all__ = ["Event", "Pending", "View", "dumps", "finish_status", "fail_record", "START"]
+
+Event = tuple[int, str, bytes]  # (sequence_number, event name, event JSON)
+
+START = {"s": 1}
+
+
+def dumps(records: list[Any]) -> bytes:
+    return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def finish_status(finish_reason: str | None) -> str:
+    """The status `ResponsesBuilder.finish()` ends in for this finish reason (kept in step with it)."""
+    if finish_reason in ("length", "content_filter"):
+        return "incomplete"
+    if finish_reason is None or finish_reason == "error":
+        return "failed"
+    return "completed"
+
+
+def fail_record(code: str, message: str, now: int) -> dict[str, Any]:
+    return {"e": "fail", "code": code, "msg": message, "now": now}
+
+
+class Pending:
+    """Chunks not yet sealed into records. `add` is the producer's per-chunk work: O(delta)."""
+
+    __slots__ = ("records", "kind", "parts", "calls", "extra", "nbytes")
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.kind: str | None = None  # "c", "r", "x" or "t": the open run of deltas
+        self.parts: list[str] = []
+        self.calls: dict[int, list[Any]] = {}
+        self.extra: dict[str, Any] = {}
+        self.nbytes = 0  # text bytes (characters) waiting
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.kind or self.extra)
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        usage = chunk.usage
+        if usage is not None:
+            self.extra["u"] = usage.to_dict()
+        for choice in chunk.choices:
+            if choice.index != 0:  # a Response has one output list: choice 0 only, as the builder
+                continue
+            d = choice.delta
+            if s := d.reasoning_content:
+                self._text("r", s)
+            if s := d.content:
+                self._text("c", s)
+            if s := d.refusal:
+                self._text("x", s)
+            if calls := d.tool_calls:
+                for tc in calls:
+                    self._tool(tc)
+            if f := choice.finish_reason:
+                self.extra["f"] = f
+            break
+
+    def _text(self, kind: str, s: str) -> None:
+        if self.kind != kind:
+            self._close()
+            self.kind = kind
+        self.parts.append(s)
+        self.nbytes += len(s)
+
+    def _tool(self, tc: Any) -> None:
+        if self.kind != "t":
+            self._close()
+            self.kind = "t"
+        fn = tc.function
+        slot = self.calls.get(tc.index)
+        if slot is None:
+            slot = self.calls[tc.index] = [tc.index, tc.id or None, (fn.name if fn else None) or None, []]
+        else:  # the builder keeps the first id and name it sees; so does the merged record
+            slot[1] = slot[1] or tc.id or None
+            slot[2] = slot[2] or (fn.name if fn else None) or None
+        args = fn.arguments if fn else None
+        if args:
+            slot[3].append(args)
+            self.nbytes += len(args)
+
+    def _close(self) -> None:
+        kind, self.kind = self.kind, None
+        if kind is None:
+            return
+        if kind == "t":
+            self.records.append({"t": [[i, cid, name, "".join(a)] for i, cid, name, a in self.calls.values()]})
+            self.calls = {}
+            return
+        text = "".join(self.parts)
+        self.parts = []
+        self.records.append(text if kind == "c" else {kind: text})
+
+    def seal(self) -> list[Any]:
+        """Everything pending as records (empty if nothing)."""
+        self._close()
+        if self.extra:
+            self.records.append(self.extra)
+            self.extra = {}
+        out, self.records, self.nbytes = self.records, [], 0
+        return out
+
+
+def _chunk(rec: Any) -> ChatCompletionChunk:
+    if isinstance(rec, str):
+        delta: dict[str, Any] = {"content": rec}
+    elif "r" in rec:
+        delta = {"reasoning_content": rec["r"]}
+    elif "x" in rec:
+        delta = {"refusal": rec["x"]}
+    elif "t" in rec:
+        delta = {"tool_calls": [
+            {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+            for i, cid, name, args in rec["t"]
+        ]}
+    else:
+        f = rec.get("f")
+        body: dict[str, Any] = {"choices": [{"index": 0, "delta": {}, "finish_reason": f}] if f else []}
+        if rec.get("u") is not None:
+            body["usage"] = rec["u"]
+        return ChatCompletionChunk.from_json(json.dumps(body))
+    return ChatCompletionChunk.from_json(json.dumps({"choices": [{"index": 0, "delta": delta}]}))
+
+
+class View:
+    """A response rebuilt from its records: the builder, plus the events it emitted.
+
+    keep: how many recent events to retain for `since()` (None: all; 0: none).
+    `pos` is the store position of the last entry applied (None before any).
+    """
+
+    __slots__ = ("init", "builder", "events", "first", "keep", "pos", "initial")
+
+    def __init__(self, init: dict[str, Any], keep: int | None = None) -> None:
+        self.init = init
+        request = {k: v for k, v in init["request"].items() if k != "input"}
+        self.builder = ResponsesBuilder(
+            init["id"], init["model"], init["created_at"],
+            request=request, queued=init["queued"], item_id_base=init["base"],
+        )
+        self.events: list[Event] = []
+        self.first = 0  # sequence number of events[0]
+        self.keep = keep
+        self.pos: int | None = None
+        self.initial = self.builder.start()  # response.created (+ response.queued)
+        self._retain(self.initial)
+
+    @classmethod
+    def from_entries(cls, entries: list[tuple[int, bytes]], keep: int | None = None) -> tuple[View, list[Event]]:
+        """A view from a log read from its start: (view, every event it emitted)."""
+        pos, payload = entries[0]
+        records = json.loads(payload)
+        view = cls(records[0]["i"], keep)
+        out = list(view.initial)
+        out += view.apply(records[1:])
+        view.pos = pos
+        for pos, payload in entries[1:]:
+            out += view.apply(json.loads(payload))
+            view.pos = pos
+        return view, out
+
+    def apply_entries(self, entries: list[tuple[int, bytes]]) -> list[Event]:
+        """Apply the entries after `pos` (skipping any already applied)."""
+        out: list[Event] = []
+        for pos, payload in entries:
+            if self.pos is not None and pos <= self.pos:
+                continue
+            out += self.apply(json.loads(payload))
+            self.pos = pos
+        return out
+
+    def apply(self, records: list[Any]) -> list[Event]:
+        b = self.builder
+        out: list[Event] = []
+        batch: list[ChatCompletionChunk] = []
+        for rec in records:
+            if isinstance(rec, str) or not ("e" in rec or "s" in rec or "i" in rec):
+                batch.append(_chunk(rec))
+                continue
+            if batch:
+                out += b.on_chunks(batch)
+                batch = []
+            if "s" in rec:
+                out += b.mark_in_progress()
+            elif "e" in rec:
+                out += self._terminal(rec)
+        if batch:
+            out += b.on_chunks(batch)
+        self._retain(out)
+        return out
+
+    def _terminal(self, rec: dict[str, Any]) -> list[Event]:
+        b = self.builder
+        if rec.get("now"):
+            b.set_now(int(rec["now"]))
+        kind = rec["e"]
+        if kind == "finish":
+            return b.finish()
+        if kind == "cancel":
+            return b.cancel()
+        if kind == "incomplete":
+            return b.incomplete(rec.get("reason") or "max_output_tokens")
+        return b.fail(rec.get("code") or "server_error", rec.get("msg") or "the response failed")
+
+    def _retain(self, events: list[Event]) -> None:
+        if self.keep == 0:
+            self.first += len(events)
+            return
+        self.events += events
+        if self.keep is not None and len(self.events) > 2 * self.keep:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop all but the last `keep` retained events."""
+        if self.keep is not None and len(self.events) > self.keep:
+            drop = len(self.events) - self.keep
+            del self.events[:drop]
+            self.first += drop
+
+    def since(self, seq: int) -> list[Event] | None:
+        """Retained events with sequence_number >= seq; None if some of them were not retained."""
+        if seq < self.first:
+            return None
+        return self.events[seq - self.first :]
+
+    @property
+    def next_seq(self) -> int:
+        return self.builder.next_sequence_number
+
+    @property
+    def status(self) -> str:
+        return self.builder.status
+
+    @property
+    def terminal(self) -> bool:
+        return self.builder.is_terminal
+
+    def snapshot_json(self) -> bytes:
+        return self.builder.snapshot_json()

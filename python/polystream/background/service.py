@@ -1,0 +1,446 @@
+"""ResponsesService: the contract the HTTP layer uses (see the package docstring).
+
+Reads of a response whose producer runs in this process are served from the producer's view
+(no store round trip, no flush delay). Other reads rebuild from the store: one round trip per
+plain poll/retrieve (metadata + lease + new log entries, pipelined), applied to a per-process
+cache of views so an incremental poll costs O(new). A response whose lease lapsed is turned into
+`failed` (compare-and-set) by whichever reader notices first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from .convert import to_chat
+from .log import START, Event, View, dumps, fail_record
+from .producer import Producer
+from .store import OK, TERMINAL, Snapshot, Store
+
+__all__ = ["BackgroundSettings", "ResponsesService"]
+
+log = logging.getLogger("polystream.background")
+
+_CACHE_KEEP = 256  # events a cached view keeps for polls that lag a little
+
+
+@dataclass
+class BackgroundSettings:
+    """ttl: seconds every key lives after its last write (None: the store's own setting).
+    lease: seconds a producer's lease lasts unrenewed (renewed every lease/3); a response whose
+      producer died reads as failed within about this long.
+    snapshot_interval: the minimum gap between two store writes of one response; the write
+      cadence while a reader in another process follows it (its lag is about this).
+    flush_bytes / max_flush_delay: otherwise a write happens once this much output is waiting,
+      or once the oldest unwritten output is this old (what a reader elsewhere may lag before its
+      first look; readers in the producer's process see every chunk at once, always).
+    watch_ttl: how long one watch signal from a remote reader keeps writes eager.
+    workers: create() enqueues jobs for `polystream worker` processes instead of running them here.
+    """
+
+    ttl: float | None = None
+    lease: float = 10.0
+    snapshot_interval: float = 0.025
+    flush_bytes: int = 4096
+    max_flush_delay: float = 1.0
+    watch_ttl: float = 5.0
+    workers: bool = False
+    cache_size: int = 1024
+    tail_block: float = 1.0
+    shutdown_grace: float = 2.0
+
+    @property
+    def worker_mode(self) -> bool:
+        return self.workers
+
+
+@dataclass
+class _Prepared:
+    owner: str
+    init: dict[str, Any]
+    call: tuple[str, list[dict[str, Any]], dict[str, Any]] | None
+    background: bool
+    store: bool
+
+
+class _NullStore(Store):
+    """For `store: false` foreground responses: every write succeeds, nothing is kept."""
+
+    ttl = 0.0
+
+    async def create(self, *a: Any) -> None: ...
+    async def begin(self, *a: Any) -> str: return OK
+    async def append(self, *a: Any) -> bool: return True
+    async def renew(self, *a: Any) -> str: return OK
+    async def finish(self, *a: Any) -> str: return OK
+    async def cancel(self, *a: Any) -> str: return OK
+    async def lapse(self, *a: Any) -> str: return OK
+    async def read(self, *a: Any, **k: Any) -> Snapshot | None: return None
+    async def tail(self, *a: Any) -> list[tuple[int, bytes]]: return []
+    async def delete(self, *a: Any) -> bool: return False
+
+
+def new_id() -> str:
+    """`resp_` + 128 random bits in lowercase base32 (26 characters: the keys, written on every
+    flush, stay short)."""
+    return "resp_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def _lapse_record() -> bytes:
+    return dumps([fail_record("server_error", "the response's producer stopped (lease expired)", int(time.time()))])
+
+
+class ResponsesService:
+    def __init__(self, store: Store, models: Any, settings: BackgroundSettings | None = None) -> None:
+        self.store, self.models = store, models
+        self.settings = settings or BackgroundSettings()
+        if self.settings.ttl is not None:
+            store.ttl = float(self.settings.ttl)
+        self._local: dict[str, Producer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cache: OrderedDict[str, View] = OrderedDict()
+        self._watched: dict[str, float] = {}  # when to send the next watch signal, per response
+        self._started = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.store.on_signal(self._signal)
+            await self.store.start()
+
+    async def close(self, drain: float = 0.0) -> None:
+        """Stop: wait up to `drain` s for running producers to finish, fail the rest (so clients
+        learn at once instead of after the lease), then close the store."""
+        if drain > 0 and self._local:
+            done = [p.done.wait() for p in self._local.values()]
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*done), drain)
+        stopping = [p.shutdown("the server shut down before the response finished") for p in list(self._local.values())]
+        if stopping:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*stopping, return_exceptions=True), self.settings.shutdown_grace)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+        self._started = False
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    @property
+    def running(self) -> int:
+        """Responses this process is producing right now."""
+        return len(self._local)
+
+    def job_counts(self) -> dict[str, int]:
+        """For the metrics gauge: responses this process is producing right now."""
+        return {"in_progress": len(self._local)}
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _signal(self, kind: str, rid: str) -> None:
+        p = self._local.get(rid)
+        if p is None:
+            return
+        if kind == "cancel":
+            p.stop_external()
+        elif kind == "watch":
+            p.watch()
+
+    def _should_watch(self, rid: str) -> bool:
+        """Send the watch signal for `rid` now? (at most every watch_ttl/2 per response)"""
+        now = time.monotonic()
+        if self._watched.get(rid, 0.0) > now:
+            return False
+        if len(self._watched) > 4 * self.settings.cache_size:
+            self._watched = {k: t for k, t in self._watched.items() if t > now}
+        self._watched[rid] = now + self.settings.watch_ttl / 2
+        return True
+
+    # -- creating -----------------------------------------------------------------------------
+    def _prepare(self, owner: str, body: dict[str, Any]) -> _Prepared:
+        if not isinstance(body, dict):
+            raise ValueError("The request body must be a JSON object.")
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise ValueError("`model` is required.")
+        background = bool(body.get("background"))
+        stored = body.get("store") is not False or background
+        model, kwargs = self.models.resolve(name)  # KeyError: unknown model
+        messages, params = to_chat(body)  # ValueError: what a chat provider cannot take
+        # With workers, a worker resolves and converts again when it runs the job.
+        call = None if background and self.settings.workers else (model, messages, {**kwargs, **params})
+        # A worker needs the input to run it; an in-process response only echoes the rest.
+        request = body if call is None else {k: v for k, v in body.items() if k != "input"}
+        init = {
+            "id": new_id(),
+            "model": name,
+            "created_at": int(time.time()),
+            "base": secrets.token_hex(12),  # item ids that do not reveal the response id
+            "queued": background,
+            "request": request,
+        }
+        return _Prepared(owner, init, call, background, stored)
+
+    def _producer(self, prep: _Prepared, token: str, store: Store | None = None, begun: bool = False) -> Producer:
+        assert prep.call is not None
+        view = View(prep.init)
+        if begun:
+            view.apply([START])
+        return Producer(store or self.store, self.settings, view, prep.owner, token, prep.call)
+
+    async def _store_new(self, prep: _Prepared, token: str | None) -> None:
+        """Store a new response: queued for a worker (no token), or already begun under `token`."""
+        records: list[Any] = [{"i": prep.init}] if token is None else [{"i": prep.init}, START]
+        await self.store.create(prep.init["id"], prep.owner, prep.init["created_at"], dumps(records), token, self.settings.lease)
+
+    def _launch(self, p: Producer) -> None:
+        """Run a producer that has begun (its response is in_progress under its lease)."""
+        if not isinstance(p.store, _NullStore):  # `store: false`: not retrievable
+            self._local[p.rid] = p
+        self._spawn(self._drive(p))
+
+    async def _drive(self, p: Producer) -> None:
+        try:
+            await p.run()
+        except Exception:  # noqa: BLE001 - a bug must not kill the loop; the lease will lapse
+            log.exception("response %s: producer crashed", p.rid)
+        finally:
+            p.done.set()
+            if self._local.get(p.rid) is p:
+                del self._local[p.rid]
+
+    async def _start(self, prep: _Prepared) -> Producer | None:
+        """Store the new response and start producing it (here, or via a worker job)."""
+        rid = prep.init["id"]
+        if prep.background and self.settings.workers:
+            await self._store_new(prep, None)
+            await self.store.enqueue(rid)  # type: ignore[attr-defined]
+            return None
+        token = secrets.token_hex(8)
+        if prep.store:
+            await self._store_new(prep, token)
+        p = self._producer(prep, token, None if prep.store else _NullStore(), begun=True)
+        self._launch(p)
+        return p
+
+    async def create(self, owner: str, body: dict[str, Any]) -> bytes:
+        prep = self._prepare(owner, body)
+        p = await self._start(prep)
+        if prep.background or p is None:
+            return View(prep.init).snapshot_json()  # queued
+        try:
+            await asyncio.shield(p.done.wait())
+        except asyncio.CancelledError:  # the client went away: a synchronous response is cancelled
+            self._spawn(p.cancel())
+            raise
+        if p.live or not prep.store:
+            return p.view.snapshot_json()
+        view = await self._view(owner, p.rid)  # ended by another process (cancel): its word counts
+        return p.view.snapshot_json() if view is None else view.snapshot_json()
+
+    async def stream(self, owner: str, body: dict[str, Any]) -> AsyncIterator[Event]:
+        prep = self._prepare(owner, body)
+        p = await self._start(prep)
+        rid = prep.init["id"]
+        if prep.background or p is None:
+            async for ev in self._follow(owner, rid, -1):
+                yield ev  # leaving does not stop a background response
+            return
+        try:
+            async for ev in self._follow(owner, rid, -1, p):
+                yield ev
+        finally:
+            if not p.done.is_set():  # closing a synchronous stream cancels it, as OpenAI does
+                self._spawn(p.cancel())
+
+    async def run_job(self, rid: str) -> bool:
+        """Worker side: take a queued response and start producing it. False if it is not
+        queued (cancelled, taken, gone). StoreUnavailable propagates (retry the job later)."""
+        snap = await self.store.read(rid, None)
+        if snap is None or snap.status != "queued" or not snap.entries:
+            return False
+        init = json.loads(snap.entries[0][1])[0]["i"]
+        token = secrets.token_hex(8)
+        prep = _Prepared(snap.owner, init, None, True, True)
+        try:
+            model, kwargs = self.models.resolve(init["model"])
+            messages, params = to_chat(init["request"])
+            prep.call = (model, messages, {**kwargs, **params})
+            p = self._producer(prep, token)
+        except (KeyError, ValueError) as exc:
+            prep.call = ("", [], {})
+            p = self._producer(prep, token)
+            msg = f"model {init['model']!r} is not configured on this worker" if isinstance(exc, KeyError) else str(exc)
+            p.final = fail_record("server_error", msg, int(time.time()))
+        if await p.begin() != OK:
+            return False
+        if init["request"].get("stream"):
+            p.watch()  # created with stream: true, so a proxy is following it live: write eagerly
+        self._launch(p)
+        return True
+
+    # -- reading ------------------------------------------------------------------------------
+    def _local_for(self, owner: str, rid: str) -> tuple[bool, Producer | None]:
+        """(someone else's, this process's live producer of it)."""
+        p = self._local.get(rid)
+        if p is None:
+            return False, None
+        if p.owner != owner:
+            return True, None
+        return False, p if p.live else None
+
+    async def _snapshot(
+        self, owner: str, rid: str, after: int | None, log: bool = True, watch: bool = False
+    ) -> Snapshot | None:
+        snap = await self.store.read(rid, after, log, watch and self._should_watch(rid))
+        if snap is not None and snap.lapsed:
+            await self.store.lapse(rid, _lapse_record())
+            snap = await self.store.read(rid, after, log)
+        if snap is None or snap.owner != owner:
+            return None
+        return snap
+
+    async def _view(self, owner: str, rid: str, cursor: int | None = None) -> View | None:
+        """The response rebuilt from the store, via the cache (one store round trip). With
+        `cursor`, the events from it on are retained until `trim()`."""
+        cached = self._cache.get(rid)
+        if cached is not None and cursor is not None and cached.since(cursor) is None:
+            cached = None  # the poller is further behind than the cache remembers
+        after = cached.pos if cached is not None else None
+        live = cached is None or not cached.terminal
+        snap = await self._snapshot(owner, rid, after, log=live, watch=live)
+        if snap is None:
+            self._cache.pop(rid, None)
+            return None
+        if cached is not None:
+            cached.apply_entries(snap.entries)
+            view = cached
+        else:
+            if not snap.entries:
+                return None
+            view, _ = View.from_entries(snap.entries, keep=None if cursor is not None else _CACHE_KEEP)
+            view.keep = _CACHE_KEEP
+        self._cache[rid] = view
+        self._cache.move_to_end(rid)
+        while len(self._cache) > self.settings.cache_size:
+            self._cache.popitem(last=False)
+        return view
+
+    async def retrieve(self, owner: str, rid: str) -> bytes | None:
+        foreign, p = self._local_for(owner, rid)
+        if foreign:
+            return None
+        if p is not None:
+            p.seal()
+            return p.view.snapshot_json()
+        view = await self._view(owner, rid)
+        return None if view is None else view.snapshot_json()
+
+    async def poll(self, owner: str, rid: str, cursor: int = 0) -> dict[str, Any] | None:
+        """{"id", "status", "cursor", "text", "events", "done"}: the events with
+        sequence_number >= cursor (start at 0, then pass back the returned cursor), the
+        output_text they add, the status now, and whether it is terminal. Never blocks."""
+        cursor = max(0, int(cursor))
+        foreign, p = self._local_for(owner, rid)
+        if foreign:
+            return None
+        if p is not None:
+            p.seal()
+            view = p.view
+        else:
+            got = await self._view(owner, rid, cursor)
+            if got is None:
+                return None
+            view = got
+        events = view.since(cursor) or []
+        if p is None:
+            view.trim()
+        out = [json.loads(e[2]) for e in events]
+        text = "".join(e["delta"] for e in out if e["type"] == "response.output_text.delta")
+        return {"id": rid, "status": view.status, "cursor": view.next_seq, "text": text, "events": out,
+                "done": view.terminal}
+
+    async def events(self, owner: str, rid: str, after: int = -1) -> AsyncIterator[Event] | None:
+        """`await service.events(...)`: None if not found (or not the owner's), else an async
+        iterator of the events with sequence_number > after, replayed then followed live to the end."""
+        foreign, p = self._local_for(owner, rid)
+        if foreign:
+            return None
+        if p is None and await self._snapshot(owner, rid, None, log=False) is None:
+            return None
+        return self._follow(owner, rid, after, p)
+
+    async def _follow(self, owner: str, rid: str, after: int, p: Producer | None = None) -> AsyncIterator[Event]:
+        nxt = after + 1
+        if p is None:
+            p = self._local_for(owner, rid)[1]
+        if p is not None:
+            async for ev in p.follow(nxt - 1):
+                yield ev
+                nxt = ev[0] + 1
+            if p.view.terminal and not p.detached:
+                return
+        # From the store: replay, then tail the log until the terminal entry.
+        snap = await self._snapshot(owner, rid, None)
+        if snap is None or not snap.entries:
+            return
+        view, evs = View.from_entries(snap.entries, keep=0)
+        while True:
+            for ev in evs:
+                if ev[0] >= nxt:
+                    yield ev
+                    nxt = ev[0] + 1
+            if view.terminal:
+                return
+            assert view.pos is not None
+            if self._should_watch(rid):
+                await self.store.watch(rid)
+            entries = await self.store.tail(rid, view.pos, self.settings.tail_block)
+            if not entries:  # quiet: is the producer still alive? is the response still there?
+                snap = await self._snapshot(owner, rid, view.pos)
+                if snap is None:
+                    return
+                entries = snap.entries
+            evs = view.apply_entries(entries)
+
+    # -- cancel / delete ----------------------------------------------------------------------
+    async def cancel(self, owner: str, rid: str) -> bytes | None:
+        foreign, p = self._local_for(owner, rid)
+        if foreign:
+            return None
+        if p is not None:
+            await p.cancel()
+            if p.live and p.view.terminal:
+                return p.view.snapshot_json()
+        snap = await self._snapshot(owner, rid, None, log=False)
+        if snap is None:
+            return None
+        if snap.status not in TERMINAL:
+            await self.store.cancel(rid, dumps([{"e": "cancel", "now": int(time.time())}]))
+        view = await self._view(owner, rid)
+        return None if view is None else view.snapshot_json()
+
+    async def delete(self, owner: str, rid: str) -> bool:
+        foreign, p = self._local_for(owner, rid)
+        if foreign or await self._snapshot(owner, rid, None, log=False) is None:
+            return False
+        if p is not None:
+            await p.cancel()
+        self._cache.pop(rid, None)
+        return await self.store.delete(rid)

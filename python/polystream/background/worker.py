@@ -1,0 +1,118 @@
+"""`polystream worker`: run background responses in separate processes, fed by a Redis Stream.
+
+Proxies started with `BackgroundSettings(workers=True)` store each new background response as
+`queued` and add a job (the response id) to `{prefix}:jobs`. Any number of workers read jobs
+through the consumer group `{prefix}:workers` (XREADGROUP), take the response (the same
+compare-and-set as in-process producers: queued → in_progress under a lease), acknowledge the job
+(XACK + XDEL) and produce it. A worker that dies between reading a job and taking the response
+leaves the job pending; another worker claims it after `claim_idle` seconds (XAUTOCLAIM). One that
+dies later leaves a lapsed lease: the response reads as failed, with its text so far.
+
+    from polystream.background.worker import run_worker
+    run_worker("redis://127.0.0.1:6379/0", config.models, BackgroundSettings(lease=10))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+
+from . import StoreUnavailable
+from .redis_store import RedisStore
+from .service import BackgroundSettings, ResponsesService
+
+__all__ = ["run_worker", "serve_worker"]
+
+log = logging.getLogger("polystream.worker")
+
+
+async def serve_worker(
+    redis_url: str,
+    models: Any,
+    settings: BackgroundSettings | None = None,
+    *,
+    prefix: str | None = None,
+    concurrency: int = 256,
+    name: str | None = None,
+    claim_idle: float | None = None,
+    drain: float = 30.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Take and run jobs until `stop` is set (or the task is cancelled); then wait up to `drain`
+    seconds for running responses to finish and fail the rest (so their clients know at once).
+
+    redis_url, prefix: the Redis (and key prefix) the proxies use. models: a ModelRouter
+    (`resolve(name) -> (model, kwargs)`), normally the proxy's config. settings: lease, ttl, flush
+    settings (its `workers` flag is ignored). concurrency: responses produced at once. name: this
+    consumer's name in the group (default host-pid-random). claim_idle: seconds before a job
+    read by a vanished worker is claimed (default: the lease).
+    """
+    settings = replace(settings or BackgroundSettings(), workers=False)
+    store = RedisStore(redis_url, prefix=prefix, ttl=settings.ttl or 3600)
+    service = ResponsesService(store, models, settings)
+    consumer = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    claim_idle = settings.lease if claim_idle is None else claim_idle
+    stop = stop or asyncio.Event()
+    await service.start()
+    log.info("worker %s: taking jobs from %s", consumer, store.jobs_key)
+    next_claim = 0.0
+    group_ready = False
+    try:
+        while not stop.is_set():
+            free = concurrency - service.running
+            if free <= 0:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                if not group_ready:
+                    await store.ensure_group()
+                    group_ready = True
+                jobs: list[tuple[bytes, str]] = []
+                if time.monotonic() >= next_claim:
+                    jobs = await store.claim_jobs(consumer, claim_idle, free)
+                    next_claim = time.monotonic() + max(0.5, claim_idle / 2)
+                if not jobs:
+                    jobs = await store.take_jobs(consumer, free, block=min(1.0, settings.tail_block))
+                for job_id, rid in jobs:
+                    await _take(service, store, job_id, rid)
+            except StoreUnavailable as exc:
+                log.warning("worker %s: %s; retrying", consumer, exc)
+                await asyncio.sleep(1.0)
+    finally:
+        await service.close(drain=drain)
+
+
+async def _take(service: ResponsesService, store: RedisStore, job_id: bytes, rid: str) -> None:
+    try:
+        started = await service.run_job(rid)
+    except StoreUnavailable:
+        return  # left pending: claimed again later
+    await store.ack_job(job_id)
+    log.debug("job %s: %s", rid, "started" if started else "skipped (not queued)")
+
+
+def run_worker(
+    redis_url: str,
+    models: Any,
+    settings: BackgroundSettings | None = None,
+    **options: Any,
+) -> None:
+    """Blocking `serve_worker` for a CLI: runs until SIGTERM/SIGINT, then drains (see there)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve_worker(redis_url, models, settings, stop=stop, **options)
+
+    asyncio.run(main())

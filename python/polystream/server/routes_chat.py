@@ -1,0 +1,150 @@
+"""POST /v1/chat/completions: OpenAI's chat API in front of every provider.
+
+`stream: true` answers with SSE: each chunk is written the moment the core decodes it (its JSON
+comes from `chunk.to_json()`, no Python-side re-serialisation), `data: [DONE]` ends a complete
+stream, and a failure after the first chunk is an OpenAI error event (`data: {"error": …}`, which
+the openai SDK raises) with no [DONE] after it. Failures before the first chunk get an HTTP error
+status (see errors.py). The client disconnecting closes the upstream request.
+
+The usage chunk (`choices: []`) is relayed only when the client asked for it with
+`stream_options.include_usage`, as OpenAI does; the provider call always requests usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..client import acompletion
+from .common import ClientGone, SSEResponse, authenticate, json_response, read_json, state, unless_disconnected
+from .errors import ProxyError, bad_request, from_exception, unknown_model
+
+ROUTE = "/v1/chat/completions"
+
+# Call settings that only the config may set: a client choosing api_base could send the proxy's
+# provider key anywhere; the rest are polystream internals, not OpenAI parameters.
+_RESERVED = frozenset({
+    "api_key", "api_base", "base_url", "extra_headers", "client", "mock_response", "fake_stream",
+    "connect_timeout", "idle_timeout", "timeout", "max_duration", "include_cost", "num_retries",
+    "fallbacks", "retry_backoff", "max_backoff", "custom_llm_provider",
+})
+_NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+_INTS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
+
+
+def check_model(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("`model` is required and must be a non-empty string.", "model",
+                          "missing_required_parameter" if value is None else "invalid_type")
+    return value
+
+
+def _check_messages(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        raise bad_request("`messages` is required.", "messages", "missing_required_parameter")
+    if not isinstance(value, list) or not value:
+        raise bad_request("`messages` must be a non-empty array.", "messages", "invalid_type")
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad_request(f"`messages[{i}]` must be an object with a string `role`.", f"messages[{i}]",
+                              "invalid_type")
+    return value
+
+
+def check_params(body: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
+    """The body's OpenAI parameters to pass on, type-checked where a wrong type is common."""
+    params = {k: v for k, v in body.items() if k not in skip and v is not None}
+    for name in params.keys() & _RESERVED:
+        raise bad_request(f"`{name}` cannot be set by a client of this proxy.", name, "unsupported_parameter")
+    for name in _NUMBERS:
+        v = params.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise bad_request(f"`{name}` must be a number.", name, "invalid_type")
+    for name in _INTS:
+        v = params.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise bad_request(f"`{name}` must be an integer.", name, "invalid_type")
+    stop = params.get("stop")
+    if stop is not None and not isinstance(stop, (str, list)):
+        raise bad_request("`stop` must be a string or an array of strings.", "stop", "invalid_type")
+    return params
+
+
+def check_bool(body: dict[str, Any], name: str = "stream") -> bool:
+    """`body[name]` as a bool (absent: False); 400 if it is there but not a boolean."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise bad_request(f"`{name}` must be a boolean.", name, "invalid_type")
+    return bool(value)
+
+
+def resolve(request: Request, name: str) -> tuple[str, dict[str, Any]]:
+    try:
+        return state(request).config.models.resolve(name)
+    except KeyError:
+        raise unknown_model(name) from None
+
+
+async def chat_completions(request: Request) -> Response:
+    st = state(request)
+    started = request.scope.get("polystream.started") or time.monotonic()
+    principal = authenticate(request)
+    body = await read_json(request, st.config.max_body_bytes)
+    name = check_model(body.get("model"))
+    messages = _check_messages(body.get("messages"))
+    stream = check_bool(body)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad_request("`stream_options` must be an object.", "stream_options", "invalid_type")
+    include_usage = bool((options or {}).get("include_usage"))
+    params = check_params(body, ("model", "messages", "stream", "stream_options"))
+    principal.check_model(name)
+    model, kwargs = resolve(request, name)
+    # Always a streaming call: the first chunk is read before acompletion returns, so failures
+    # before any output still get a proper status code.
+    call = acompletion(model, messages, stream=True, **{**kwargs, **params})
+    if stream:
+        try:
+            upstream = await unless_disconnected(request, call)
+        except ClientGone:
+            raise
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        return SSEResponse(_sse(upstream, include_usage), ROUTE, st.metrics, started)
+    try:
+        done = await unless_disconnected(request, _complete(call))
+    except ClientGone:
+        raise
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    st.metrics.first_token(ROUTE, time.monotonic() - started)
+    return json_response(done)
+
+
+async def _complete(call: Any) -> Any:
+    upstream = await call
+    try:
+        async for _ in upstream:
+            pass
+    finally:
+        await upstream.aclose()
+    return upstream.completion
+
+
+async def _sse(upstream: Any, include_usage: bool) -> AsyncIterator[bytes]:
+    """The relay loop: one string build and one write per chunk."""
+    try:
+        async for chunk in upstream:
+            text = chunk.to_json()
+            if not include_usage and '"choices":[]' in text:
+                continue
+            yield b"data: " + text.encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    finally:
+        await upstream.aclose()
+
+

@@ -1,0 +1,241 @@
+"""/v1/responses: OpenAI's Responses API over any chat provider, with background mode.
+
+    POST   /v1/responses                  plain (final Response JSON), `stream`, `background`
+                                          (queued Response at once), or `background` + `stream`
+    GET    /v1/responses/{id}             the snapshot; `?stream=true&starting_after=N` replays the
+                                          events after N from the log, then follows live to the end
+    GET    /v1/responses/{id}/poll?cursor=N   only what is new after the cursor, one short request:
+                                          {"id", "status", "cursor", "text", "events", "done"}
+    POST   /v1/responses/{id}/cancel      idempotent; stops the producer and the upstream request
+    DELETE /v1/responses/{id}             {"id", "object": "response.deleted", "deleted": true}
+
+Everything below the HTTP layer is `polystream.background.ResponsesService`. Responses belong to
+the key that created them: the service gets an opaque owner id and answers None for a response
+that is missing or someone else's (→ 404, indistinguishable). A store outage is a 503 (inside a
+stream already under way: an error event, which the openai SDK raises).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .common import ClientGone, SSEResponse, authenticate, json_response, read_json, state, unless_disconnected
+from .errors import ProxyError, bad_request, from_exception, not_found
+from .metrics import Metrics
+from .routes_chat import check_model, check_params, check_bool, resolve
+
+ROUTE = "/v1/responses"
+ROUTE_ID = "/v1/responses/{response_id}"
+
+# Responses-API fields with their own checks (or none): skipped by the generic parameter check.
+_OWN_FIELDS = ("model", "input", "stream", "background", "store", "instructions", "metadata", "tools",
+               "tool_choice", "text", "reasoning", "include", "max_output_tokens", "previous_response_id")
+
+
+def _service(request: Request) -> Any:
+    svc = state(request).service
+    if svc is None:
+        raise ProxyError(503, "Background mode is not available on this server.", "service_unavailable",
+                         None, "responses_unavailable")
+    return svc
+
+
+def _check_body(request: Request, body: dict[str, Any]) -> tuple[bool, bool]:
+    name = check_model(body.get("model"))
+    value = body.get("input")
+    if value is None:
+        raise bad_request("`input` is required.", "input", "missing_required_parameter")
+    if not isinstance(value, (str, list)) or (isinstance(value, list) and not value):
+        raise bad_request("`input` must be a string or a non-empty array of input items.", "input", "invalid_type")
+    stream, background = check_bool(body), check_bool(body, "background")
+    check_bool(body, "store")
+    if background and body.get("store") is False:
+        raise bad_request("Background mode requires `store: true`.", "store", "invalid_value")
+    mot = body.get("max_output_tokens")
+    if mot is not None and (isinstance(mot, bool) or not isinstance(mot, int) or mot < 1):
+        raise bad_request("`max_output_tokens` must be a positive integer.", "max_output_tokens", "invalid_type")
+    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
+        raise bad_request("`metadata` must be an object.", "metadata", "invalid_type")
+    check_params(body, _OWN_FIELDS)
+    resolve(request, name)  # unknown model → 404 now, not a failed response later
+    return stream, background
+
+
+async def create(request: Request) -> Response:
+    st = state(request)
+    started = request.scope.get("polystream.started") or time.monotonic()
+    principal = authenticate(request)
+    body = await read_json(request, st.config.max_body_bytes)
+    stream, background = _check_body(request, body)
+    principal.check_model(body["model"])
+    svc = _service(request)
+    if stream:
+        response = await _sse(svc.stream(principal.owner, body), ROUTE, request, started)
+        if background:
+            st.metrics.job("queued")
+        return response
+    try:
+        # A background create returns at once; a foreground one is cancelled if the client
+        # leaves (OpenAI: "to cancel a synchronous response, terminate the connection").
+        data = await unless_disconnected(request, svc.create(principal.owner, body))
+    except ClientGone:
+        raise
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if background:
+        st.metrics.job("queued")
+    return json_response(data)
+
+
+async def retrieve(request: Request) -> Response:
+    principal = authenticate(request)
+    rid = request.path_params["response_id"]
+    svc = _service(request)
+    stream = _query_bool(request, "stream")
+    if stream:
+        after = _query_int(request, "starting_after", default=-1, minimum=-1)
+        try:
+            events = svc.events(principal.owner, rid, after=after)
+            if inspect.isawaitable(events):
+                events = await events
+        except Exception as exc:
+            raise _failure(exc) from exc
+        if events is None:
+            raise _missing(rid)
+        return await _sse(events, ROUTE_ID, request, None)
+    try:
+        data = await svc.retrieve(principal.owner, rid)
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if data is None:
+        raise _missing(rid)
+    return json_response(data)
+
+
+async def poll(request: Request) -> Response:
+    principal = authenticate(request)
+    rid = request.path_params["response_id"]
+    cursor = _query_int(request, "cursor", default=0, minimum=0)
+    try:
+        data = await _service(request).poll(principal.owner, rid, cursor)
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if data is None:
+        raise _missing(rid)
+    return json_response(data)
+
+
+async def cancel(request: Request) -> Response:
+    principal = authenticate(request)
+    rid = request.path_params["response_id"]
+    try:
+        data = await _service(request).cancel(principal.owner, rid)
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if data is None:
+        raise _missing(rid)
+    state(request).metrics.job("cancelled")
+    return json_response(data)
+
+
+async def delete(request: Request) -> Response:
+    principal = authenticate(request)
+    rid = request.path_params["response_id"]
+    try:
+        deleted = await _service(request).delete(principal.owner, rid)
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if not deleted:
+        raise _missing(rid)
+    state(request).metrics.job("deleted")
+    return json_response({"id": rid, "object": "response.deleted", "deleted": True})
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _sse(events: Any, route: str, request: Request, started: float | None) -> Response:
+    """Wait for the first event before answering, so a store outage or a refused request is still
+    an HTTP status rather than an error inside a 200 stream."""
+    iterator = None
+    try:
+        if inspect.isawaitable(events):
+            events = await events
+        iterator = events.__aiter__()
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except Exception as exc:
+        if iterator is not None:
+            await _aclose(iterator)
+        raise _failure(exc) from exc
+    metrics = state(request).metrics
+    return SSEResponse(_frames(first, iterator, route, metrics, started), route, metrics, None)
+
+
+async def _frames(first: Any, rest: Any, route: str, metrics: Metrics, started: float | None) -> AsyncIterator[bytes]:
+    """SSE frames; time to first token is taken at the first output delta (response.created and
+    friends come at once and say nothing about the model's latency)."""
+    try:
+        if first is None:
+            return
+        waiting = started is not None
+        yield _frame(first)
+        async for event in rest:
+            if waiting and event[1].endswith(".delta"):
+                metrics.first_token(route, time.monotonic() - started)  # type: ignore[operator]
+                waiting = False
+            yield _frame(event)
+    finally:
+        await _aclose(rest)
+
+
+def _frame(event: tuple[int, str, bytes]) -> bytes:
+    _, name, data = event
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def _aclose(iterator: Any) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _failure(exc: BaseException) -> ProxyError:
+    if isinstance(exc, KeyError):  # the service resolving a model that vanished from the config
+        return not_found(f"Unknown model: {exc.args[0] if exc.args else ''}", "model", "model_not_found")
+    if isinstance(exc, ValueError) and not isinstance(exc, ProxyError):
+        return bad_request(str(exc))
+    return from_exception(exc)
+
+
+def _missing(rid: str) -> ProxyError:
+    return not_found(f"No response found with id '{rid}'.", "response_id", "response_not_found")
+
+
+def _query_bool(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None or value.lower() in ("", "false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise bad_request(f"`{name}` must be true or false.", name, "invalid_type")
+
+
+def _query_int(request: Request, name: str, default: int, minimum: int) -> int:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise bad_request(f"`{name}` must be an integer.", name, "invalid_type") from None
+    if n < minimum:
+        raise bad_request(f"`{name}` must be >= {minimum}.", name, "invalid_value")
+    return n

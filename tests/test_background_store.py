@@ -1,0 +1,303 @@
+"""The store contract (both stores), the log's records and their rebuild, and request conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from openai.types.responses import Response
+
+from polystream import ChatCompletionChunk, ResponsesBuilder
+from polystream.background.convert import to_chat
+from polystream.background.log import START, Pending, View, dumps, fail_record
+from polystream.background.memory_store import MemoryStore
+from polystream.background.service import BackgroundSettings, ResponsesService
+from polystream.background.store import ALIVE, GONE, OK, TAKEN, Store
+from polystream.fake import mock_body
+from tests.conftest_redis import redis_url  # noqa: F401
+
+pytest.importorskip("redis")
+from polystream.background.redis_store import RedisStore  # noqa: E402
+
+
+def run(coro: Any, timeout: float = 20) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request: pytest.FixtureRequest) -> Any:
+    if request.param == "memory":
+        return lambda: MemoryStore(ttl=60)
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisStore(url, prefix="st", ttl=60)
+
+
+@asynccontextmanager
+async def opened(make: Any) -> AsyncIterator[Store]:
+    store = make()
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def init(rid: str, queued: bool = True) -> dict[str, Any]:
+    return {"id": rid, "model": "gpt-4o", "created_at": 1767225600, "base": "00ff", "queued": queued,
+            "request": {"model": "gpt-4o", "background": queued}}
+
+
+def rid_() -> str:
+    from polystream.background.service import new_id
+
+    return new_id()
+
+
+def rebuild(entries: list[tuple[int, bytes]]) -> View:
+    return View.from_entries(entries)[0]
+
+
+# ---------------------------------------------------------------- store contract
+
+
+def test_terminal_states_are_write_once(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5)
+            assert await store.append(rid, 3, dumps(["Hello"]))
+            assert await store.append(rid, 3, dumps(["Hello"]))  # a retried write is not duplicated
+            done = dumps([" world", {"f": "stop"}, {"e": "finish", "now": 2}])
+            assert await store.finish(rid, "tok", "completed", done) == OK
+            cancel = dumps([{"e": "cancel", "now": 3}])
+            assert await store.cancel(rid, cancel) == "completed"
+            assert await store.lapse(rid, dumps([fail_record("server_error", "x", 3)])) == "completed"
+            assert await store.finish(rid, "tok", "failed", dumps([{"e": "fail", "now": 4}])) == "completed"
+            assert await store.append(rid, 4, dumps(["late"])) is False  # the log is closed
+            assert await store.renew(rid, "tok", 5) == "completed"
+            snap = await store.read(rid)
+            assert snap is not None and snap.status == "completed" and not snap.lease_alive
+            view = rebuild(snap.entries)
+            assert view.status == "completed" and view.builder.output_text == "Hello world"
+            Response.model_validate_json(view.snapshot_json(), strict=True)
+
+    run(main())
+
+
+def test_cancel_wins_over_a_later_finish(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5)
+            assert await store.append(rid, 3, dumps(["partial"]))
+            assert await store.cancel(rid, dumps([{"e": "cancel", "now": 3}])) == OK
+            assert await store.cancel(rid, dumps([{"e": "cancel", "now": 4}])) == "cancelled"
+            assert await store.append(rid, 4, dumps([" more"])) is False
+            assert await store.finish(rid, "tok", "completed", dumps([{"e": "finish", "now": 5}])) == "cancelled"
+            snap = await store.read(rid)
+            assert snap is not None
+            view = rebuild(snap.entries)
+            assert snap.status == view.status == "cancelled" and view.builder.output_text == "partial"
+
+    run(main())
+
+
+def test_begin_is_a_compare_and_set(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            await store.create(rid, "o", 1, dumps([{"i": init(rid)}]), None, 5)  # queued, for a worker
+            snap = await store.read(rid)
+            assert snap is not None and snap.status == "queued" and not snap.leased and not snap.lapsed
+            assert await store.begin(rid, "w1", 5, dumps([START])) == OK
+            assert await store.begin(rid, "w1", 5, dumps([START])) == OK  # a retry by the same worker
+            assert await store.begin(rid, "w2", 5, dumps([START])) == TAKEN
+            assert await store.begin("resp_" + "q" * 26, "w2", 5, dumps([START])) == GONE
+            gone = rid_()
+            await store.create(gone, "o", 1, dumps([{"i": init(gone)}]), None, 5)
+            assert await store.cancel(gone, dumps([{"e": "cancel", "now": 1}])) == OK
+            assert await store.begin(gone, "w1", 5, dumps([START])) == "cancelled"  # cancelled while queued
+
+    run(main())
+
+
+def test_a_lapsed_lease_reads_as_failed_with_the_text_so_far(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            await store.create(rid, "owner", 1, dumps([{"i": init(rid)}, START]), "tok", 0.4)
+            assert await store.append(rid, 3, dumps(["The partial ", "answer"]))
+            assert await store.lapse(rid, dumps([fail_record("server_error", "x", 1)])) == ALIVE
+            # The producer dies: nobody renews. A reader notices and turns it into failed.
+            svc = ResponsesService(store, None, BackgroundSettings(lease=0.4))
+            await asyncio.sleep(0.6)
+            r = Response.model_validate_json(await svc.retrieve("owner", rid), strict=True)
+            assert r.status == "failed" and r.error is not None and r.error.code == "server_error"
+            assert r.output_text == "The partial answer"
+            assert await store.renew(rid, "tok", 5) == "failed"  # a producer that comes back must stop
+            p = await svc.poll("owner", rid, 0)
+            assert p["done"] and p["text"] == "The partial answer"
+
+    run(main())
+
+
+def test_missing_and_deleted(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            assert await store.read(rid) is None
+            assert await store.delete(rid) is False
+            await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5)
+            assert await store.delete(rid) is True
+            assert await store.read(rid) is None
+            assert await store.append(rid, 3, dumps(["x"])) is False  # a producer that missed it
+            assert await store.renew(rid, "tok", 5) == GONE
+
+    run(main())
+
+
+def test_tail_waits_for_new_entries(make_store: Any) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            rid = rid_()
+            await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5)
+            t0 = time.monotonic()
+            assert await store.tail(rid, 1, 0.2) == []
+            assert time.monotonic() - t0 >= 0.15
+            waiter = asyncio.ensure_future(store.tail(rid, 1, 5))
+            await asyncio.sleep(0.05)
+            assert await store.append(rid, 3, dumps(["x"]))
+            got = await waiter
+            assert [p for p, _ in got] == [3] and json.loads(got[0][1]) == ["x"]
+
+    run(main())
+
+
+# ---------------------------------------------------------------- records and rebuild
+
+
+def chunks_of(body: bytes) -> list[ChatCompletionChunk]:
+    out = []
+    for line in body.split(b"\n"):
+        if line.startswith(b"data: {"):
+            out.append(ChatCompletionChunk.from_json(line[6:]))
+    return out
+
+
+BODY = mock_body({"reasoning_content": "Let me think about it.", "content": "Sure: 東京 🚀, done.",
+                  "tool_calls": [{"function": {"name": "f", "arguments": {"a": "x" * 50}}},
+                                 {"function": {"name": "g", "arguments": "{}"}}]}, "gpt-4o")
+
+
+def direct(chunks: list[ChatCompletionChunk]) -> tuple[list[Any], bytes]:
+    b = ResponsesBuilder("resp_x", "gpt-4o", 1767225600, request={"model": "gpt-4o", "background": True},
+                         queued=True, item_id_base="00ff")
+    ev = b.start() + b.mark_in_progress() + b.on_chunks(chunks)
+    b.set_now(1767225601)
+    ev += b.finish()
+    return ev, b.snapshot_json()
+
+
+def test_one_record_per_chunk_rebuilds_the_exact_event_stream() -> None:
+    chunks = chunks_of(BODY)
+    events, snapshot = direct(chunks)
+    pending, records = Pending(), [START]
+    for c in chunks:
+        pending.add(c)
+        records += pending.seal()
+    records.append({"e": "finish", "now": 1767225601})
+    view, got = View.from_entries([(1, dumps([{"i": init("resp_x")}])), (2, dumps(records))])
+    assert got == events
+    assert view.snapshot_json() == snapshot
+
+
+def test_merged_records_give_the_same_response_with_fewer_events() -> None:
+    chunks = chunks_of(BODY)
+    events, snapshot = direct(chunks)
+    pending = Pending()
+    for c in chunks:
+        pending.add(c)
+    records = [START] + pending.seal() + [{"e": "finish", "now": 1767225601}]
+    assert len(records) == 6  # reasoning, text, tool calls, finish + usage: merged by kind
+    payload = dumps(records)
+    assert len(payload) < 2 * len("Let me think about it.Sure: 東京 🚀, done.".encode()) + 300
+    view, got = View.from_entries([(1, dumps([{"i": init("resp_x")}])), (2, payload)])
+    assert view.snapshot_json() == snapshot
+    assert len(got) < len(events)
+    assert [e[0] for e in got] == list(range(len(got)))
+
+
+def test_view_retention() -> None:
+    view = View(init("resp_x"), keep=4)
+    view.apply([START] + ["a", "b"])
+    n = view.next_seq
+    for i in range(20):
+        view.apply([str(i)])
+    assert view.since(view.next_seq - 3) is not None and view.since(n) is None
+    assert [e[0] for e in view.since(view.next_seq - 2) or []] == [view.next_seq - 2, view.next_seq - 1]
+
+
+# ---------------------------------------------------------------- request conversion
+
+
+def test_responses_request_to_chat() -> None:
+    messages, params = to_chat({
+        "model": "m",
+        "instructions": "Be brief.",
+        "input": [
+            {"role": "developer", "content": "Use tools."},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather "},
+                                                            {"type": "input_text", "text": "in Paris?"}]},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+            {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call", "call_id": "c2", "name": "time", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "18C"},
+            {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "noon"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"role": "user", "content": [{"type": "input_text", "text": "And this?"},
+                                         {"type": "input_image", "image_url": "https://x/y.png", "detail": "low"}]},
+        ],
+        "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}, "strict": True}],
+        "tool_choice": {"type": "function", "name": "weather"},
+        "max_output_tokens": 100, "reasoning": {"effort": "low"}, "temperature": 0.2, "top_p": 0.9,
+        "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": True}},
+        "metadata": {"k": "v"}, "store": True, "background": True,
+    })
+    assert messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "c2", "type": "function", "function": {"name": "time", "arguments": "{}"}},
+        ]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+        {"role": "tool", "tool_call_id": "c2", "content": "noon"},
+        {"role": "user", "content": [{"type": "text", "text": "And this?"},
+                                     {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]},
+    ]
+    assert params == {
+        "temperature": 0.2, "top_p": 0.9, "max_tokens": 100, "reasoning_effort": "low",
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}, "strict": True}}],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True}},
+    }
+    assert to_chat({"model": "m", "input": "hi"}) == ([{"role": "user", "content": "hi"}], {})
+
+
+@pytest.mark.parametrize("body", [
+    {"input": 3},
+    {"input": [{"type": "item_reference", "id": "x"}]},
+    {"input": "hi", "previous_response_id": "resp_1"},
+    {"input": "hi", "tools": [{"type": "file_search"}]},
+    {"input": [{"role": "robot", "content": "x"}]},
+    {"input": [{"type": "function_call", "name": "f"}]},
+])
+def test_unsupported_requests_are_value_errors(body: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        to_chat({"model": "m", **body})
