@@ -39,8 +39,9 @@ module Polystream
     # (chat.completion.chunk shape) as soon as the network read that completed it. Returns the
     # accumulated chat.completion Hash.
     #
-    # Raises HTTPError for a non-2xx status, and the decoder's typed errors (ProviderError,
-    # Incomplete, InvalidJSON, …) with the completion so far in +error.completion+.
+    # Raises HTTPError for a non-2xx status (its typed subclass: RateLimitError, NotFoundError, …),
+    # and the decoder's typed errors (ProviderError, Incomplete, InvalidJSON, …) with the
+    # completion so far in +error.completion+.
     # Net::HTTP's own errors (timeouts, refused connections) pass through unchanged.
     def stream(url, headers = {}, body = nil, dialect: "openai_chat", open_timeout: 30, read_timeout: 600,
                max_event_size: nil)
@@ -73,10 +74,10 @@ module Polystream
       request
     end
 
+    # The typed HTTPError subclass for the status (RateLimitError, NotFoundError, …), raw body kept.
     def http_error(response)
-      body = response.body
-      HTTPError.new("HTTP #{response.code} #{response.message}".strip, status: Integer(response.code),
-                                                                      body: body, headers: response.to_hash)
+      HTTPError.for_status(Integer(response.code), body: response.body, headers: response.to_hash,
+                                                   reason: response.message.to_s.strip)
     end
 
     private_class_method :build_post, :http_error
