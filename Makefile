@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHARED_VECTORS := ../shared/fixtures/sse/vectors.json
 
-.PHONY: run test install system-deps test-rust test-python test-ruby bench clean
+.PHONY: run test install system-deps test-rust test-python test-ruby bench bench-proxy clean
 
 run: install
 	$(VENV)/bin/polystream showcase
@@ -50,6 +50,11 @@ bench: install
 	$(PY) benches/sse_bench.py
 	cargo bench -p polystream-core --bench sse
 	$(PY) benches/client_bench.py
+
+# Proxy vs LiteLLM's proxy on the same replay upstream and Redis (LiteLLM in its own venv).
+bench-proxy: install system-deps
+	$(PY) benches/proxy_bench.py --setup-litellm
+	$(PY) benches/proxy_bench.py
 
 clean:
 	rm -rf $(VENV) target
