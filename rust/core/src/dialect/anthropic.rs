@@ -17,9 +17,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::{ended, non_empty, tool_delta};
 use super::{finish_choice, parse_json, provider_error, usage, with_cached, Dialect, Frame, Framing, Meta};
-use crate::chunk::{ChatChunk, Delta, FunctionDelta, ToolCallDelta, Usage};
-use crate::error::{Error, Result};
+use crate::chunk::{ChatChunk, Delta, Usage};
+use crate::error::Result;
 
 const NAME: &str = "anthropic";
 
@@ -132,23 +133,6 @@ struct WireUsage {
     /// cover the last pass only, so the passes are summed.
     #[serde(default)]
     iterations: Option<Vec<WireUsage>>,
-}
-
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.is_empty())
-}
-
-fn tool_delta(index: u32, id: Option<String>, name: Option<String>, arguments: String) -> Delta {
-    let kind = id.as_ref().map(|_| "function".to_owned());
-    Delta {
-        tool_calls: Some(vec![ToolCallDelta {
-            index,
-            id,
-            kind,
-            function: Some(FunctionDelta { name, arguments: Some(arguments) }),
-        }]),
-        ..Default::default()
-    }
 }
 
 impl Anthropic {
@@ -325,11 +309,7 @@ impl Dialect for Anthropic {
 
     fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
         // A relay may drop `message_stop`; a stop reason still proves the answer is whole.
-        if self.done || self.saw_stop_reason {
-            Ok(())
-        } else {
-            Err(Error::Incomplete { dialect: NAME })
-        }
+        ended(self.done || self.saw_stop_reason, NAME)
     }
 
     fn is_done(&self) -> bool {

@@ -20,10 +20,11 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::{ended, non_empty, sse_payload, tool_delta};
 use super::{
     finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame, Framing, Meta,
 };
-use crate::chunk::{ChatChunk, Delta, FunctionDelta, ToolCallDelta, Usage};
+use crate::chunk::{ChatChunk, Delta, Usage};
 use crate::error::{Error, Result};
 
 const NAME: &str = "cohere";
@@ -145,23 +146,6 @@ fn convert_usage(u: WireUsage) -> Usage {
     with_reasoning(with_cached(base, count(u.cached_tokens), None), get(|t| t.reasoning_tokens))
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.is_empty())
-}
-
-fn tool_delta(index: u32, id: Option<String>, name: Option<String>, arguments: String) -> Delta {
-    let kind = id.as_ref().map(|_| "function".to_owned());
-    Delta {
-        tool_calls: Some(vec![ToolCallDelta {
-            index,
-            id,
-            kind,
-            function: Some(FunctionDelta { name, arguments: Some(arguments) }),
-        }]),
-        ..Default::default()
-    }
-}
-
 impl Cohere {
     fn emit(&self, delta: Delta, out: &mut Vec<ChatChunk>) {
         out.push(self.meta.delta(0, delta));
@@ -281,17 +265,7 @@ impl Dialect for Cohere {
     }
 
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
-        let data = frame.data.trim_ascii();
-        if self.done || data.is_empty() {
-            return Ok(());
-        }
-        if frame.event == b"error" {
-            return Err(provider_error(data));
-        }
-        if data == b"[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
+        let Some(data) = sse_payload(&frame, &mut self.done)? else { return Ok(()) };
         if !frame.event.is_empty() {
             let kind = std::str::from_utf8(frame.event).unwrap_or("");
             return self.on_event(kind, data, out);
@@ -303,11 +277,7 @@ impl Dialect for Cohere {
     }
 
     fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        if self.done {
-            Ok(())
-        } else {
-            Err(Error::Incomplete { dialect: NAME })
-        }
+        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

@@ -17,12 +17,13 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::{ended};
 use super::{
     arguments_text, finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame,
     Framing, Meta,
 };
 use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "gemini";
 
@@ -262,11 +263,7 @@ impl Dialect for Gemini {
     }
 
     fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        if self.done {
-            Ok(())
-        } else {
-            Err(Error::Incomplete { dialect: NAME })
-        }
+        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

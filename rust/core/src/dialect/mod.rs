@@ -6,7 +6,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::chunk::{ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, PromptTokensDetails, Usage};
+use crate::chunk::{ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, PromptTokensDetails, ToolCallDelta, Usage};
 use crate::error::{Error, Result};
 
 pub mod anthropic;
@@ -121,6 +121,51 @@ impl Meta {
     /// A chunk with one choice carrying `delta`.
     pub(crate) fn delta(&self, index: u32, delta: Delta) -> ChatChunk {
         self.chunk(vec![ChunkChoice { index, delta, ..Default::default() }])
+    }
+}
+
+/// The frames every OpenAI-style SSE dialect treats alike. Returns the payload to decode, or None
+/// when the frame is spent: blank, after the terminator, or `[DONE]` itself (which sets `done`).
+/// An `event: error` frame is the provider's error.
+pub(crate) fn sse_payload<'a>(frame: &Frame<'a>, done: &mut bool) -> Result<Option<&'a [u8]>> {
+    let data = frame.data.trim_ascii();
+    if *done || data.is_empty() {
+        return Ok(None);
+    }
+    if frame.event == b"error" {
+        return Err(provider_error(data));
+    }
+    if data == b"[DONE]" {
+        *done = true;
+        return Ok(None);
+    }
+    Ok(Some(data))
+}
+
+/// `finish` for every dialect: fine when the stream proved itself complete, else truncated.
+pub(crate) fn ended(complete: bool, dialect: &'static str) -> Result<()> {
+    if complete {
+        Ok(())
+    } else {
+        Err(Error::Incomplete { dialect })
+    }
+}
+
+pub(crate) fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// A delta carrying one tool-call fragment (`id` present only on a call's first fragment).
+pub(crate) fn tool_delta(index: u32, id: Option<String>, name: Option<String>, arguments: String) -> Delta {
+    let kind = id.as_ref().map(|_| "function".to_owned());
+    Delta {
+        tool_calls: Some(vec![ToolCallDelta {
+            index,
+            id,
+            kind,
+            function: Some(FunctionDelta { name, arguments: Some(arguments) }),
+        }]),
+        ..Default::default()
     }
 }
 

@@ -16,9 +16,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::{ended, non_empty};
 use super::{arguments_text, parse_json, provider_error, usage, Dialect, Frame, Framing, Meta};
 use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "ollama";
 
@@ -124,10 +125,6 @@ fn unix_seconds(ts: &str) -> Option<i64> {
     Some(days * 86_400 + secs - offset)
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.is_empty())
-}
-
 impl Dialect for Ollama {
     fn name(&self) -> &'static str {
         NAME
@@ -205,11 +202,7 @@ impl Dialect for Ollama {
     }
 
     fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        if self.done {
-            Ok(())
-        } else {
-            Err(Error::Incomplete { dialect: NAME })
-        }
+        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

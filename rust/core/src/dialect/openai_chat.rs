@@ -9,9 +9,10 @@
 //! (Azure's `prompt_filter_results`, gpt-5 `moderation`) pass through. Finish reasons outside
 //! OpenAI's set are mapped, the raw value kept in `native_finish_reason`.
 
-use super::{parse_json, provider_error, provider_error_from_value, Dialect, Frame, Framing};
+use super::{ended, sse_payload};
+use super::{parse_json, provider_error_from_value, Dialect, Frame, Framing};
 use crate::chunk::{ChatChunk, MISSING_INDEX};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const NAME: &str = "openai_chat";
 
@@ -75,17 +76,7 @@ impl Dialect for OpenAiChat {
     }
 
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
-        let data = frame.data.trim_ascii();
-        if self.done || data.is_empty() {
-            return Ok(());
-        }
-        if frame.event == b"error" {
-            return Err(provider_error(data));
-        }
-        if data == b"[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
+        let Some(data) = sse_payload(&frame, &mut self.done)? else { return Ok(()) };
         let mut chunk: ChatChunk = parse_json(NAME, data)?;
         if let Some(err) = chunk.error.take() {
             return Err(provider_error_from_value(&err, String::from_utf8_lossy(data).into_owned()));
@@ -126,11 +117,7 @@ impl Dialect for OpenAiChat {
 
     fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
         // Some compatible servers omit `[DONE]`; a finish reason still proves the answer is whole.
-        if self.done || self.saw_finish {
-            Ok(())
-        } else {
-            Err(Error::Incomplete { dialect: NAME })
-        }
+        ended(self.done || self.saw_finish, NAME)
     }
 
     fn is_done(&self) -> bool {
