@@ -95,66 +95,46 @@ async def create(request: Request) -> Response:
 
 async def retrieve(request: Request) -> Response:
     principal = authenticate(request)
-    rid = request.path_params["response_id"]
-    svc = _service(request)
-    stream = _query_bool(request, "stream")
-    if stream:
+    if _query_bool(request, "stream"):
         after = _query_int(request, "starting_after", default=-1, minimum=-1)
-        try:
-            events = svc.events(principal.owner, rid, after=after)
-            if inspect.isawaitable(events):
-                events = await events
-        except Exception as exc:
-            raise _failure(exc) from exc
-        if events is None:
-            raise _missing(rid)
+        _, events = await _owned(request, principal, "events", after=after)
         return await _sse(events, ROUTE_ID, request, None)
-    try:
-        data = await svc.retrieve(principal.owner, rid)
-    except Exception as exc:
-        raise _failure(exc) from exc
-    if data is None:
-        raise _missing(rid)
+    _, data = await _owned(request, principal, "retrieve")
     return json_response(data)
 
 
 async def poll(request: Request) -> Response:
     principal = authenticate(request)
-    rid = request.path_params["response_id"]
     cursor = _query_int(request, "cursor", default=0, minimum=0)
-    try:
-        data = await _service(request).poll(principal.owner, rid, cursor)
-    except Exception as exc:
-        raise _failure(exc) from exc
-    if data is None:
-        raise _missing(rid)
+    _, data = await _owned(request, principal, "poll", cursor)
     return json_response(data)
 
 
 async def cancel(request: Request) -> Response:
-    principal = authenticate(request)
-    rid = request.path_params["response_id"]
-    try:
-        data = await _service(request).cancel(principal.owner, rid)
-    except Exception as exc:
-        raise _failure(exc) from exc
-    if data is None:
-        raise _missing(rid)
+    _, data = await _owned(request, authenticate(request), "cancel")
     state(request).metrics.job("cancelled")
     return json_response(data)
 
 
 async def delete(request: Request) -> Response:
-    principal = authenticate(request)
-    rid = request.path_params["response_id"]
-    try:
-        deleted = await _service(request).delete(principal.owner, rid)
-    except Exception as exc:
-        raise _failure(exc) from exc
-    if not deleted:
-        raise _missing(rid)
+    rid, _ = await _owned(request, authenticate(request), "delete")
     state(request).metrics.job("deleted")
     return json_response({"id": rid, "object": "response.deleted", "deleted": True})
+
+
+async def _owned(request: Request, principal: Any, operation: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    """`service.<operation>(owner, id, …)` for the response in the path. A response that is
+    missing or another key's (None / False) is a 404; a store failure maps to its error."""
+    rid = request.path_params["response_id"]
+    try:
+        result = getattr(_service(request), operation)(principal.owner, rid, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        raise _failure(exc) from exc
+    if result is None or result is False:
+        raise _missing(rid)
+    return rid, result
 
 
 # ---------------------------------------------------------------- helpers
