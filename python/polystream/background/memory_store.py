@@ -75,11 +75,9 @@ class MemoryStore(Store):
         self._data[rid] = r
 
     async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
-        r = self._get(rid)
-        if r is None:
-            return GONE
-        if r.status in TERMINAL:
-            return r.status
+        r = self._open(rid)
+        if isinstance(r, str):
+            return r
         now = time.monotonic()
         if r.status == "in_progress" and r.token == token:
             return OK  # a retry (as RedisStore sees it)
@@ -100,11 +98,9 @@ class MemoryStore(Store):
         return True
 
     async def renew(self, rid: str, token: str, lease: float, touch: bool = False) -> str:
-        r = self._get(rid)
-        if r is None:
-            return GONE
-        if r.status in TERMINAL:
-            return r.status
+        r = self._open(rid)
+        if isinstance(r, str):
+            return r
         now = time.monotonic()
         if r.token != token and r.lease_alive(now):
             return TAKEN
@@ -112,28 +108,32 @@ class MemoryStore(Store):
         self._touch(r)
         return OK
 
+    def _open(self, rid: str) -> _Resp | str:
+        """The response if it is still open, else what a state change answers (as the Redis
+        scripts do): GONE, or the terminal status it already has."""
+        r = self._get(rid)
+        if r is None:
+            return GONE
+        return r.status if r.status in TERMINAL else r
+
     def _close(self, r: _Resp, status: str, payload: bytes) -> None:
         r.status, r.token = status, None
         r.push(TERMINAL_POS, payload)
         self._touch(r)
 
     async def finish(self, rid: str, token: str, status: str, payload: bytes) -> str:
-        r = self._get(rid)
-        if r is None:
-            return GONE
-        if r.status in TERMINAL:
-            return r.status
+        r = self._open(rid)
+        if isinstance(r, str):
+            return r
         if r.token != token and r.lease_alive(time.monotonic()):
             return TAKEN
         self._close(r, status, payload)
         return OK
 
     async def cancel(self, rid: str, payload: bytes) -> str:
-        r = self._get(rid)
-        if r is None:
-            return GONE
-        if r.status in TERMINAL:
-            return r.status
+        r = self._open(rid)
+        if isinstance(r, str):
+            return r
         self._close(r, "cancelled", payload)
         self._signal(rid)
         return OK

@@ -88,8 +88,12 @@ class Provider:
     def map_error(self, model: str, status: int, headers: Mapping[str, str], body: bytes) -> errors.APIStatusError:
         return status_error(self.name, model, status, headers, body)
 
-    def headers(self, base: Mapping[str, str]) -> dict[str, str]:
+    def headers(self, base: Mapping[str, str], *, bearer: bool = False) -> dict[str, str]:
+        """JSON content type, `base`, the key as a Bearer token when `bearer` and a key is set,
+        then the caller's extra headers (which win)."""
         h = {"content-type": "application/json", **base}
+        if bearer and self.api_key:
+            h["authorization"] = f"Bearer {self.api_key}"
         h.update(self.extra_headers)
         return h
 

@@ -166,9 +166,7 @@ class CohereProvider(Provider):
         body.update({k: p[k] for k in _NATIVE if p.get(k) is not None})
         cv.extra_body(body, p)
         headers = {"accept": "text/event-stream" if stream else "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        return HTTPRequest("POST", self.url(), self.headers(headers), body)
+        return HTTPRequest("POST", self.url(), self.headers(headers, bearer=True), body)
 
 
 PROVIDER = CohereProvider

@@ -147,9 +147,7 @@ class OllamaProvider(Provider):
             body["keep_alive"] = p["keep_alive"]
         cv.extra_body(body, p)
         headers = {"accept": "application/x-ndjson" if stream else "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        return HTTPRequest("POST", self.url(), self.headers(headers), body)
+        return HTTPRequest("POST", self.url(), self.headers(headers, bearer=True), body)
 
 
 PROVIDER = OllamaProvider

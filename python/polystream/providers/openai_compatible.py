@@ -54,9 +54,7 @@ class OpenAICompatible(Provider):
         elif not stream or not self.config.stream_options:
             body.pop("stream_options", None)
         headers = {"accept": "text/event-stream" if stream else "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers), body)
+        return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers, bearer=True), body)
 
 
 def make(name: str) -> type[OpenAICompatible]:
