@@ -13,6 +13,7 @@
 
 pub mod accumulator;
 pub mod chunk;
+pub mod chunk_parser;
 pub mod decoder;
 pub mod dialect;
 pub mod error;

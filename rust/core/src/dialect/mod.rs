@@ -63,11 +63,22 @@ pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
 
 /// Parse a JSON payload, mapping failure to the dialect's typed error.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(dialect: &'static str, data: &'a [u8]) -> Result<T> {
-    let invalid = |message: String| Error::InvalidJson { dialect, message, payload: crate::error::excerpt(data) };
-    // Validate UTF-8 once for the whole payload: parsing from `&str` then skips serde_json's
-    // per-string validation (one `from_utf8` call per key and value, the largest cost measured).
-    let text = std::str::from_utf8(data).map_err(|e| invalid(e.to_string()))?;
-    serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
+    parse_json_text(dialect, json_text(dialect, data)?)
+}
+
+/// Validate a payload's UTF-8 once for the whole payload: parsing from `&str` then skips
+/// serde_json's per-string validation (one `from_utf8` call per key and value, the largest cost measured).
+pub(crate) fn json_text<'a>(dialect: &'static str, data: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(data).map_err(|e| invalid_json(dialect, data, e.to_string()))
+}
+
+/// [`parse_json`] for a payload already through [`json_text`].
+pub(crate) fn parse_json_text<'a, T: serde::Deserialize<'a>>(dialect: &'static str, text: &'a str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| invalid_json(dialect, text.as_bytes(), e.to_string()))
+}
+
+fn invalid_json(dialect: &'static str, data: &[u8], message: String) -> Error {
+    Error::InvalidJson { dialect, message, payload: crate::error::excerpt(data) }
 }
 
 /// Build a provider error from an error payload: `{"error": {...}}`, `{"error": "text"}` or the

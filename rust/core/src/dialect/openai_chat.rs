@@ -10,7 +10,7 @@
 //! OpenAI's set are mapped, the raw value kept in `native_finish_reason`.
 
 use super::{ended, sse_payload};
-use super::{parse_json, provider_error_from_value, Dialect, Frame, Framing};
+use super::{json_text, parse_json_text, provider_error_from_value, Dialect, Frame, Framing};
 use crate::chunk::{ChatChunk, MISSING_INDEX};
 use crate::error::Result;
 
@@ -77,7 +77,12 @@ impl Dialect for OpenAiChat {
 
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
         let Some(data) = sse_payload(&frame, &mut self.done)? else { return Ok(()) };
-        let mut chunk: ChatChunk = parse_json(NAME, data)?;
+        let text = json_text(NAME, data)?;
+        // The common shape through the hand-written parser; anything else (and every error) through serde.
+        let mut chunk: ChatChunk = match crate::chunk_parser::parse(text) {
+            Some(c) => c,
+            None => parse_json_text(NAME, text)?,
+        };
         if let Some(err) = chunk.error.take() {
             return Err(provider_error_from_value(&err, String::from_utf8_lossy(data).into_owned()));
         }
