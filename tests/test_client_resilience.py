@@ -282,3 +282,42 @@ def test_async_mock_and_fake_stream(server) -> None:
     assert polystream.stream_chunk_builder(mocked).choices[0].message.content == "mock text"
     assert polystream.stream_chunk_builder(faked).choices[0].message.content == "whole answer"
     assert done.choices[0].message.content == "not streamed"
+
+
+@pytest.mark.parametrize("split", ["event", 7])
+def test_gzip_encoded_stream_is_decoded(server, split) -> None:
+    """A content-encoded body goes through httpx's decoder (plain bodies skip it)."""
+    import gzip
+
+    server.add(PATH, Reply(gzip.compress(BODY), headers={"content-encoding": "gzip"}, split=split))
+    assert text_of(call(server)) == TEXT
+
+
+def test_closing_an_unread_stream_returns_the_connection(server) -> None:
+    """prefetch() read the first chunk; closing (or dropping) the stream before iterating must
+    still close the response, so the pooled connection is not leaked."""
+    server.add(PATH, Reply(BODY, split="event", delay=0.05))
+    stream = call(server)
+    stream.close()
+    assert stream.response.is_closed
+    stream2 = call(server)
+    response = stream2.response
+    del stream2
+    import gc
+
+    gc.collect()
+    assert response.is_closed
+
+
+def test_async_closing_an_unread_stream_returns_the_connection(server) -> None:
+    async def main() -> None:
+        server.add(PATH, Reply(BODY, split="event", delay=0.05))
+        stream = await polystream.acompletion("gpt-4o", MSGS, stream=True, api_base=server.base_url("openai"), api_key="k")
+        await stream.aclose()
+        assert stream.response.is_closed
+        server.add(PATH, Reply(BODY, split="event"))
+        stream = await polystream.acompletion("gpt-4o", MSGS, stream=True, api_base=server.base_url("openai"), api_key="k")
+        got = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert got == TEXT
+
+    asyncio.run(main())

@@ -8,7 +8,6 @@ mid-stream errors carrying the partial answer.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
@@ -92,6 +91,20 @@ class _StreamState:
         return chunks
 
 
+def _raw_reads(response: httpx.Response) -> Any:
+    """The body's reads: `iter_raw()` when the body is not content-encoded (skipping httpx's
+    identity decoder and re-chunker, a generator layer per read), else `iter_bytes()`."""
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.iter_raw()
+    return response.iter_bytes()
+
+
+def _araw_reads(response: httpx.Response) -> Any:
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.aiter_raw()
+    return response.aiter_bytes()
+
+
 class Stream:
     """A sync iterator of `ChatCompletionChunk`. Close it (or use `with`) to release the connection
     early; it closes itself when exhausted or when it fails."""
@@ -99,14 +112,23 @@ class Stream:
     def __init__(self, response: httpx.Response, state: _StreamState) -> None:
         self.response = response
         self._state = state
+        self._reads: Iterator[bytes] = _raw_reads(response)
+        self._pending: list[ChatCompletionChunk] = []
+        self._ended = False  # prefetch() met the end of the body (and called finish())
         self._gen = self._chunks()
-        self._iter: Iterator[ChatCompletionChunk] = self._gen
 
     def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         st = self._state
         feed = st.decoder.feed
+        costed = st.cost_model is not None
         try:
-            for read in self.response.iter_bytes():
+            yield None  # type: ignore[misc]  # primed by prefetch(): closing an unread stream still runs `finally`
+            if self._pending:
+                yield from self._pending
+                self._pending = []
+            if self._ended:
+                return
+            for read in self._reads:
                 try:
                     chunks = feed(read)
                 except errors.PolystreamError as exc:
@@ -114,7 +136,11 @@ class Stream:
                     yield from st.emit(exc.items)
                     raise
                 if chunks:
-                    yield from st.emit(chunks)
+                    if costed:
+                        chunks = st.emit(chunks)
+                    else:
+                        st.yielded += len(chunks)
+                    yield from chunks
                 if st.deadline is not None:
                     st.check_deadline()
             yield from st.emit(st.decoder.finish())
@@ -127,16 +153,46 @@ class Stream:
             self.response.close()
 
     def prefetch(self) -> None:
-        """Read until the first chunk (or the end). Errors here are raised before any output."""
-        first = next(self._gen, None)
-        if first is not None:
-            self._iter = itertools.chain((first,), self._gen)
+        """Read until the first chunk (or the end). Errors here are raised before any output.
+        The chunks read are handed out first by the iterator, which is then the one generator."""
+        st = self._state
+        try:
+            for read in self._reads:
+                chunks = st.decoder.feed(read)
+                if chunks:
+                    self._pending = st.emit(chunks)
+                    next(self._gen)
+                    return
+                if st.deadline is not None:
+                    st.check_deadline()
+            self._ended = True
+            self._pending = st.emit(st.decoder.finish())
+        except BaseException as exc:
+            self.response.close()
+            if isinstance(exc, errors.PolystreamError) and getattr(exc, "items", None):
+                # The read completed chunks before failing: hand them out, then the error.
+                self._pending = st.emit(exc.items)
+                self._gen = self._failing(exc)
+                return
+            err = st.fail(exc) if isinstance(exc, Exception) else exc
+            if err is exc:
+                raise
+            raise err from exc
+        next(self._gen)
+
+    def _failing(self, exc: BaseException) -> Generator[ChatCompletionChunk, None, None]:
+        yield from self._pending
+        self._pending = []
+        err = self._state.fail(exc)
+        if err is exc:
+            raise exc
+        raise err from exc
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self._iter
+        return self._gen
 
     def __next__(self) -> ChatCompletionChunk:
-        return next(self._iter)
+        return next(self._gen)
 
     def close(self) -> None:
         self._gen.close()
@@ -160,15 +216,24 @@ class AsyncStream:
     def __init__(self, response: httpx.Response, state: _StreamState) -> None:
         self.response = response
         self._state = state
+        self._reads: AsyncIterator[bytes] = _araw_reads(response)
+        self._pending: list[ChatCompletionChunk] = []
+        self._ended = False  # prefetch() met the end of the body (and called finish())
         self._gen = self._chunks()
-        self._first: ChatCompletionChunk | None = None
-        self._iter: AsyncIterator[ChatCompletionChunk] = self._with_first()
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         st = self._state
         feed = st.decoder.feed
+        costed = st.cost_model is not None
         try:
-            async for read in self.response.aiter_bytes():
+            yield None  # type: ignore[misc]  # primed by prefetch(), as in Stream
+            if self._pending:
+                for c in self._pending:
+                    yield c
+                self._pending = []
+            if self._ended:
+                return
+            async for read in self._reads:
                 try:
                     chunks = feed(read)
                 except errors.PolystreamError as exc:
@@ -176,7 +241,11 @@ class AsyncStream:
                         yield c
                     raise
                 if chunks:
-                    for c in st.emit(chunks):
+                    if costed:
+                        chunks = st.emit(chunks)
+                    else:
+                        st.yielded += len(chunks)
+                    for c in chunks:
                         yield c
                 if st.deadline is not None:
                     st.check_deadline()
@@ -191,22 +260,44 @@ class AsyncStream:
             await self.response.aclose()
 
     async def prefetch(self) -> None:
+        st = self._state
         try:
-            self._first = await self._gen.__anext__()
-        except StopAsyncIteration:
-            self._first = None
+            async for read in self._reads:
+                chunks = st.decoder.feed(read)
+                if chunks:
+                    self._pending = st.emit(chunks)
+                    await self._gen.__anext__()
+                    return
+                if st.deadline is not None:
+                    st.check_deadline()
+            self._ended = True
+            self._pending = st.emit(st.decoder.finish())
+        except BaseException as exc:
+            await self.response.aclose()
+            if isinstance(exc, errors.PolystreamError) and getattr(exc, "items", None):
+                self._pending = st.emit(exc.items)
+                self._gen = self._failing(exc)
+                return
+            err = st.fail(exc) if isinstance(exc, Exception) else exc
+            if err is exc:
+                raise
+            raise err from exc
+        await self._gen.__anext__()
 
-    async def _with_first(self) -> AsyncIterator[ChatCompletionChunk]:
-        if self._first is not None:
-            yield self._first
-        async for c in self._gen:
+    async def _failing(self, exc: BaseException) -> AsyncGenerator[ChatCompletionChunk, None]:
+        for c in self._pending:
             yield c
+        self._pending = []
+        err = self._state.fail(exc)
+        if err is exc:
+            raise exc
+        raise err from exc
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._iter
+        return self._gen
 
     async def __anext__(self) -> ChatCompletionChunk:
-        return await self._iter.__anext__()
+        return await self._gen.__anext__()
 
     async def aclose(self) -> None:
         await self._gen.aclose()
