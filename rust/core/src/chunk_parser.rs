@@ -188,12 +188,15 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let mut v: i64 = 0;
         while let Some(d @ b'0'..=b'9') = self.peek() {
+            if self.i - start == 18 {
+                return None; // 19 digits or more: may not fit, serde's business
+            }
             v = v * 10 + i64::from(d - b'0');
             self.i += 1;
         }
         let n = self.i - start;
         // serde_json reads "-0" as a float, which integer fields refuse.
-        if n == 0 || n > 18 || (n > 1 && self.b[start] == b'0') || (neg && v == 0) {
+        if n == 0 || (n > 1 && self.b[start] == b'0') || (neg && v == 0) {
             return None;
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
