@@ -345,7 +345,7 @@ impl<'a> Parser<'a> {
                 b"choices" => {
                     once(&mut seen, 64)?;
                     if !self.null() {
-                        c.choices = self.choices()?;
+                        c.choices = self.array(Self::choice)?;
                     }
                 }
                 // Present but null these are the defaults; anything else goes to serde.
@@ -383,7 +383,8 @@ impl<'a> Parser<'a> {
         Some(XGroq::default())
     }
 
-    fn choices(&mut self) -> Option<Vec<ChunkChoice>> {
+    /// A JSON array whose elements `item` reads.
+    fn array<T>(&mut self, item: fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.expect(b'[')?;
         let mut out = Vec::with_capacity(1);
         self.ws();
@@ -393,7 +394,7 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.ws();
-            out.push(self.choice()?);
+            out.push(item(self)?);
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -455,7 +456,7 @@ impl<'a> Parser<'a> {
                 b"tool_calls" => {
                     once(&mut seen, 64)?;
                     if !self.null() {
-                        d.tool_calls = Some(self.tool_calls()?);
+                        d.tool_calls = Some(self.array(Self::tool_call)?);
                     }
                     continue;
                 }
@@ -469,29 +470,6 @@ impl<'a> Parser<'a> {
             *slot = self.opt_string()?;
         });
         Some(d)
-    }
-
-    fn tool_calls(&mut self) -> Option<Vec<ToolCallDelta>> {
-        self.expect(b'[')?;
-        let mut out = Vec::with_capacity(1);
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(out);
-        }
-        loop {
-            self.ws();
-            out.push(self.tool_call()?);
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(out);
-                }
-                _ => return None,
-            }
-        }
     }
 
     fn tool_call(&mut self) -> Option<ToolCallDelta> {
