@@ -8,13 +8,18 @@ One background response at a time, produced in-process against the replay server
 SSE, one ~4-byte token per chunk, or Anthropic-like multi-token chunks), at several token rates
 and as fast as possible. Bytes = Redis `INFO stats` total_net_input_bytes delta (every command
 sent to Redis, scripts and all) / UTF-8 bytes of the output text, with no reader in another
-process (readers in the producer's process never touch Redis).
+process (readers in the producer's process read nothing from Redis while it runs). The two services (the producer's
+and the remote reader's) and their Redis connections live for the whole run, as in a proxy, so
+connection set-up (HELLO, CLIENT SETNAME/SETINFO: ~270 B a connection) is not charged to any
+response.
 
 Lag = when a poller first sees a piece of text − when the proxy received the upstream chunk carrying
 it (the producer's `acompletion` stream is wrapped to timestamp each chunk). Pollers: "local" polls the producing service every 10 ms (served from the
 producer's view); "remote" is a second ResponsesService on the same Redis (another proxy) polling
-every 10 ms; "remote-stream" follows `events()` (XREAD BLOCK) on that second service. The remote
-readers' own Redis commands are not counted in the bytes column (they are reported apart).
+every 10 ms; "remote-stream" follows `events()` (XREAD BLOCK) on that second service. With a
+reader, the "writes" columns count only what the producer's own connections send (readers'
+commands apart; `+ polls` adds the remote poller's). `--trace` prints every command the producer
+sent for one response per case (and sums them by command).
 
 Prints a table and writes benches/results/background_bytes.json.
 """
@@ -110,21 +115,29 @@ ARRIVALS: list[tuple[int, float]] = []  # (text length after the chunk, when the
 _real_acompletion = producer_mod.acompletion
 
 
-async def _timed_acompletion(*args: Any, **kwargs: Any) -> Any:
-    stream = await _real_acompletion(*args, **kwargs)
-    ARRIVALS.clear()
-    inner = stream._iter
+class _Timed:
+    """The producer's upstream stream, timestamping each chunk that carries text as it arrives
+    (a wrapper, so it depends on nothing inside polystream's stream objects)."""
 
-    async def timed() -> Any:
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    async def __aiter__(self) -> Any:
         total = 0
-        async for chunk in inner:
+        async for chunk in self.stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 total += len(chunk.choices[0].delta.content)
                 ARRIVALS.append((total, time.monotonic()))
             yield chunk
 
-    stream._iter = timed()
-    return stream
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def _timed_acompletion(*args: Any, **kwargs: Any) -> Any:
+    stream = await _real_acompletion(*args, **kwargs)
+    ARRIVALS.clear()
+    return _Timed(stream)
 
 
 producer_mod.acompletion = _timed_acompletion
@@ -132,13 +145,50 @@ producer_mod.acompletion = _timed_acompletion
 # Bytes the producer's own store sends (its connections are named "producer"), to tell its writes
 # from a remote reader's commands when both go to one Redis.
 SENT = {"producer": 0}
+TRACE: list[bytes] | None = None  # with --trace: every packed command the producer sends
 _real_send = aioconnection.AbstractConnection.send_packed_command
 
 
 async def _counting_send(self: Any, command: Any, check_health: bool = True) -> None:
     if getattr(self, "client_name", None) == "producer":
-        SENT["producer"] += len(command) if isinstance(command, (bytes, bytearray, memoryview)) else sum(len(c) for c in command)
+        data = bytes(command) if isinstance(command, (bytes, bytearray, memoryview)) else b"".join(bytes(c) for c in command)
+        SENT["producer"] += len(data)
+        if TRACE is not None:
+            TRACE.append(data)
     await _real_send(self, command, check_health)
+
+
+def resp_commands(data: bytes) -> list[tuple[list[bytes], int]]:
+    """RESP arrays in `data`: [(arguments, bytes on the wire)]."""
+    out, i = [], 0
+    while i < len(data):
+        start = i
+        j = data.index(b"\r\n", i)
+        n, i, args = int(data[i + 1 : j]), j + 2, []
+        for _ in range(n):
+            j = data.index(b"\r\n", i)
+            ln, i = int(data[i + 1 : j]), j + 2
+            args.append(data[i : i + ln])
+            i += ln + 2
+        out.append((args, i - start))
+    return out
+
+
+def print_trace(label: str, reader: str, sent: list[bytes], text_bytes: int) -> None:
+    total: dict[str, list[int]] = {}
+    print(f"\n--- {label}, reader {reader}: {sum(map(len, sent))} B sent for {text_bytes} B of text")
+    for data in sent:
+        for args, size in resp_commands(data):
+            name = args[0].decode().upper()
+            if name == "EVALSHA":
+                name += " " + args[1][:8].decode()
+            t = total.setdefault(name, [0, 0])
+            t[0] += 1
+            t[1] += size
+            shown = [a[:60] + (b"..." if len(a) > 60 else b"") for a in args]
+            print(f"  {size:5d} B  {b' '.join(shown).decode(errors='replace')!r}")
+    for name, (n, size) in total.items():
+        print(f"  {name:18} x{n:<4d} {size:6d} B  ({size / n:.1f} B each)")
 
 
 aioconnection.AbstractConnection.send_packed_command = _counting_send
@@ -153,8 +203,8 @@ def lags(seen: list[tuple[float, int]], sent: list[tuple[int, float]]) -> list[f
     return out
 
 
-async def run_case(url: str, server: ReplayServer, reply: Reply, settings: BackgroundSettings, reader: str) -> dict[str, Any]:
-    server.add("/v1/chat/completions", reply)
+async def services(url: str, server: ReplayServer, settings: BackgroundSettings) -> tuple[ResponsesService, ResponsesService]:
+    """(the producing service, a second one on the same Redis: another proxy), started."""
     router = Router(server.base_url("openai"))
     producer_store, reader_store = RedisStore(url), RedisStore(url)
     for client in (producer_store.r, producer_store.rb):
@@ -163,8 +213,18 @@ async def run_case(url: str, server: ReplayServer, reply: Reply, settings: Backg
     other = ResponsesService(reader_store, router, settings)
     await svc.start()
     await other.start()
+    return svc, other
+
+
+async def run_case(svc: ResponsesService, other: ResponsesService, server: ReplayServer, reply: Reply, reader: str) -> dict[str, Any]:
+    server.add("/v1/chat/completions", reply)
+    producer_store = svc.store
+    assert isinstance(producer_store, RedisStore)
+    await asyncio.sleep(0.05)  # let the last case's stragglers (pub/sub, replies) settle
     before = await input_bytes(producer_store)
     sent_before = SENT["producer"]
+    if TRACE is not None:
+        TRACE.clear()
     rid = json.loads(await svc.create("bench", {"model": "gpt-4o", "input": "hi", "background": True}))["id"]
     seen: list[tuple[float, int]] = []
     reader_cmds = 0
@@ -199,12 +259,14 @@ async def run_case(url: str, server: ReplayServer, reply: Reply, settings: Backg
                 seen.append((time.monotonic(), len(text)))
     while rid in svc._local:
         await asyncio.sleep(0.005)
-    written = await input_bytes(producer_store) - before  # includes the remote reader's commands
-    producer_sent = SENT["producer"] - sent_before
+    await asyncio.sleep(0.05)  # replies in flight
+    # Both include the INFO that read `before` (25 B); `written` includes a remote reader's commands.
+    written = await input_bytes(producer_store) - before - 25
+    producer_sent = SENT["producer"] - sent_before - 25
+    if TRACE is not None:
+        TRACE[:] = [c for c in TRACE if not c.startswith(b"*2\r\n$4\r\nINFO\r\n")]
     if reader == "none":
         text = json.loads(await other.retrieve("bench", rid))["output"][0]["content"][0]["text"]
-    await svc.close()
-    await other.close()
     out_bytes = len(text.encode())
     lag = lags(seen, list(ARRIVALS))
     return {"text_bytes": out_bytes, "redis_bytes": written, "producer_bytes": producer_sent,
@@ -224,7 +286,12 @@ async def main() -> None:
     ap.add_argument("--tokens", type=int, default=500)
     ap.add_argument("--out", default=str(HERE / "results" / "background_bytes.json"))
     ap.add_argument("--settings", default="{}", help='BackgroundSettings as JSON, e.g. \'{"flush_bytes": 128}\'')
+    ap.add_argument("--trace", action="store_true", help="print every command the producer sends")
+    ap.add_argument("--cases", help="comma-separated case numbers to run (1-6), default all")
     args = ap.parse_args()
+    global TRACE
+    if args.trace:
+        TRACE = []
     proc = tmp = None
     url = args.redis_url
     if url is None:
@@ -239,39 +306,54 @@ async def main() -> None:
         ("25 tok/s", 1, 0.040),
         ("anthropic-like: 4 tokens/chunk, 60 tok/s", 4, 0.066),
     ]
+    if args.cases:
+        cases = [cases[int(i) - 1] for i in args.cases.split(",")]
     rows = []
     try:
         with ReplayServer() as server:
-            await run_case(url, server, Reply(sse_body(pieces[:20])), settings, "none")  # loads the scripts
+            svc, other = await services(url, server, settings)
+            for reader in ("none", "local", "remote", "remote-stream"):  # connections made, scripts loaded
+                await run_case(svc, other, server, Reply(sse_body(pieces[:20]), delay=0.001), reader)
             for label, per_chunk, delay in cases:
                 reply = Reply(sse_body(pieces, per_chunk), delay=delay)
-                w = await run_case(url, server, reply, settings, "none")
+                w = await run_case(svc, other, server, reply, "none")
+                if TRACE is not None:
+                    print_trace(label, "none", TRACE, w["text_bytes"])
                 row = {"case": label, "text_bytes": w["text_bytes"], "redis_bytes": w["redis_bytes"],
-                       "ratio": w["redis_bytes"] / w["text_bytes"]}
+                       "ratio": w["redis_bytes"] / w["text_bytes"], "producer_bytes": w["producer_bytes"]}
                 if delay:
                     for reader in ("local", "remote", "remote-stream"):
-                        r = await run_case(url, server, reply, settings, reader)
+                        r = await run_case(svc, other, server, reply, reader)
+                        if TRACE is not None:
+                            print_trace(label, reader, TRACE, r["text_bytes"])
                         row[f"lag_{reader}_p50_ms"] = pct(r["lags_ms"], 0.5)
                         row[f"lag_{reader}_p99_ms"] = pct(r["lags_ms"], 0.99)
+                        row[f"ratio_{reader}_producer_only"] = r["producer_bytes"] / r["text_bytes"]
                         if reader == "remote":
                             row["ratio_watched_producer_only"] = r["producer_bytes"] / r["text_bytes"]
                             row["ratio_with_remote_poller"] = r["redis_bytes"] / r["text_bytes"]
                             row["remote_polls"] = r["reader_polls"]
+                            row["remote_poll_bytes"] = (r["redis_bytes"] - r["producer_bytes"]) / max(1, r["reader_polls"])
                 rows.append(row)
+            await svc.close()
+            await other.close()
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait()
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'':44} {'text':>6} {'Redis':>6} {'Redis B':>8} | {'lag p50/p99 ms, poller:':^41} | {'watched: B/B':^19}")
-    print(f"{'case':44} {'bytes':>6} {'bytes':>6} {'/text B':>8} | {'local':^13}{'remote poll':^14}{'remote stream':^14} | {'writes':>8} {'+ polls':>9}")
+    nan = float("nan")
+    print(f"{'':42} {'text':>5} {'Redis':>5} {'B/text B':>8} | {'lag p50/p99 ms, poller:':^41} | {'writes B/text B, poller:':^25} | {'+ polls':>7}")
+    print(f"{'case':42} {'bytes':>5} {'bytes':>5} {'nobody':>8} | {'local':^13}{'remote poll':^14}{'remote stream':^14} |"
+          f" {'local':>7} {'remote':>7} {'stream':>7}  | {'':>7}")
     for r in rows:
         lag = "".join(
-            f"{r.get(f'lag_{k}_p50_ms', float('nan')):6.1f}/{r.get(f'lag_{k}_p99_ms', float('nan')):<6.1f} "
+            f"{r.get(f'lag_{k}_p50_ms', nan):6.1f}/{r.get(f'lag_{k}_p99_ms', nan):<6.1f} "
             for k in ("local", "remote", "remote-stream")
         )
-        w, a = r.get("ratio_watched_producer_only", float("nan")), r.get("ratio_with_remote_poller", float("nan"))
-        print(f"{r['case']:44} {r['text_bytes']:6d} {r['redis_bytes']:6d} {r['ratio']:8.2f} | {lag}| {w:8.2f} {a:9.1f}")
+        w = " ".join(f"{r.get(f'ratio_{k}_producer_only', nan):7.2f}" for k in ("local", "remote", "remote-stream"))
+        a = r.get("ratio_with_remote_poller", nan)
+        print(f"{r['case']:42} {r['text_bytes']:5d} {r['redis_bytes']:5d} {r['ratio']:8.2f} | {lag}| {w}  | {a:7.1f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": vars(settings), "tokens": args.tokens, "rows": rows}, indent=2))
     print(f"\nwrote {args.out}")

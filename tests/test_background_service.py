@@ -30,6 +30,7 @@ pytest.importorskip("redis")
 from polystream.background.redis_store import RedisStore  # noqa: E402
 
 TEXT = "".join(f"word{i} " for i in range(60)) + "café 東京 🚀 end."
+ODD = "[link](u) says \"hi\" \x1e then \\n [ [x] \n\n- item ] \x1e\x1e end ["
 OWNER, OTHER = "owner-a", "owner-b"
 EVENT = TypeAdapter(ResponseStreamEvent)
 KINDS = ["memory", "redis", "redis-remote"]
@@ -41,6 +42,9 @@ UPSTREAMS = {
     "stall": Reply(mock_body(TEXT, "gpt-4o"), delay=0.01, stall_after=6),  # then silent
     "drop": Reply(mock_body(TEXT, "gpt-4o"), delay=0.002, drop_after=8),
     "ratelimit": Reply.error(429),
+    # Text that the log's compact entries must carry exactly: a record may start with "[", and
+    # hold the entry separator U+001E, quotes, backslashes, newlines.
+    "odd": Reply(mock_body(ODD, "gpt-4o"), delay=0.004),
     "tools": Reply(mock_body({"reasoning_content": "Think first.", "content": "Calling.",
                               "tool_calls": [{"function": {"name": "lookup", "arguments": {"q": "x" * 40}}}]}, "gpt-4o")),
 }
@@ -201,6 +205,25 @@ def test_event_replay_is_the_tail_of_the_full_list(kind: str, url: str | None, u
             r = strict(await b.retrieve(OWNER, rid))
             assert [o.type for o in r.output] == ["reasoning", "message", "function_call"]
             assert r.output[2].arguments == json.dumps({"q": "x" * 40})
+
+    run(main())
+
+
+def test_compact_entries_replay_what_live_readers_saw(kind: str, url: str | None, upstream: ReplayServer) -> None:
+    async def main() -> None:
+        async with services(kind, url, upstream) as (a, b):
+            live, polled, cursor = [], "", 0
+            async for ev in a.stream(OWNER, {"model": "odd", "input": "hi", "background": True, "stream": True}):
+                live.append(ev)
+                rid = json.loads(live[0][2])["response"]["id"]
+                p = await b.poll(OWNER, rid, cursor)  # polls in between seal records at odd places
+                polled, cursor = polled + p["text"], p["cursor"]
+            await wait_done(b, rid)
+            polled += (await b.poll(OWNER, rid, cursor))["text"]
+            full = await collect(await b.events(OWNER, rid, after=-1))
+            assert full == live and polled == ODD
+            assert "".join(json.loads(d)["delta"] for _, n, d in full if n == "response.output_text.delta") == ODD
+            assert strict(await b.retrieve(OWNER, rid)).output_text == ODD
 
     run(main())
 
@@ -394,8 +417,9 @@ def test_redis_keys_are_hash_tagged_with_ttls(redis_url: str, upstream: ReplaySe
             rid = (await create(a, "slow"))["id"]
             await wait_text(a, rid, 10)
             meta, log, lease = store.keys(rid)
-            tag = rid[5:]
+            tag = rid[5:11]  # short keys: the id's first 30 random bits, claimed at create
             assert all(k.split("{")[1].split("}")[0] == tag for k in (meta, log, lease))
+            assert rid[5:] in meta.replace("{", "").replace("}", "").replace(":", "")  # the meta key names the whole id
             assert 0 < await store.r.ttl(meta) <= 60 and 0 < await store.r.ttl(log) <= 60
             assert 0 < await store.r.pttl(lease) <= 3000
             await wait_done(a, rid)

@@ -14,7 +14,7 @@ from openai.types.responses import Response
 
 from polystream import ChatCompletionChunk, ResponsesBuilder
 from polystream.background.convert import to_chat
-from polystream.background.log import START, Pending, View, dumps, fail_record
+from polystream.background.log import START, Pending, View, dumps, fail_record, loads
 from polystream.background.memory_store import MemoryStore
 from polystream.background.service import BackgroundSettings, ResponsesService
 from polystream.background.store import ALIVE, GONE, OK, TAKEN, Store
@@ -173,7 +173,65 @@ def test_tail_waits_for_new_entries(make_store: Any) -> None:
             await asyncio.sleep(0.05)
             assert await store.append(rid, 3, dumps(["x"]))
             got = await waiter
-            assert [p for p, _ in got] == [3] and json.loads(got[0][1]) == ["x"]
+            assert [p for p, _ in got] == [3] and loads(got[0][1]) == ["x"]
+
+    run(main())
+
+
+def test_redis_keys_are_short_and_their_tags_collision_free(redis_url: str) -> None:  # noqa: F811
+    """Two ids that share the key tag (the first characters of the id) cannot both be live: the
+    second create is refused (the service then picks a fresh id), and an id that only shares the
+    tag reads as missing rather than as the other response."""
+
+    async def main() -> None:
+        store = RedisStore(redis_url, prefix="kt", ttl=60)
+        try:
+            rid = rid_()
+            twin = rid[:11] + ("a" if rid[11] != "a" else "b") + rid[12:]  # same tag, another id
+            meta, log, lease = store.keys(rid)
+            assert log == "kt:{" + rid[5:11] + "}l" and lease == "kt:{" + rid[5:11] + "}k"
+            assert store.keys(twin)[1:] == (log, lease) and store.keys(twin)[0] != meta
+            assert await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5) == OK
+            assert await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5) == OK  # a retry
+            assert await store.create(twin, "o", 1, dumps([{"i": init(twin)}]), None, 5) == TAKEN
+            assert await store.read(twin) is None and await store.begin(twin, "w", 5, dumps([START])) == GONE
+            assert await store.cancel(twin, dumps([{"e": "cancel", "now": 1}])) == GONE
+            snap = await store.read(rid)
+            assert snap is not None and snap.status == "in_progress" and snap.lease_alive
+            assert await store.delete(rid) is True
+            # The deleted response's sealed log keeps the tag for a while: still refused.
+            assert await store.create(twin, "o", 1, dumps([{"i": init(twin)}]), None, 5) == TAKEN
+            for weird in ("resp_nope", "resp_{x}y", "{", ""):
+                assert await store.read(weird) is None
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_the_service_retries_a_refused_id(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from polystream.background import service as service_mod
+
+    async def main() -> None:
+        store = RedisStore(redis_url, prefix="kr", ttl=60)
+        taken = rid_()
+        await store.create(taken, "o", 1, dumps([{"i": init(taken)}]), None, 5)
+        twin = taken[:11] + ("a" if taken[11] != "a" else "b") + taken[12:]
+        ids = iter([twin, twin, rid_()])
+        monkeypatch.setattr(service_mod, "new_id", lambda: next(ids))
+        class Models:
+            def resolve(self, name: str) -> tuple[str, dict[str, Any]]:
+                return name, {}
+
+        svc = ResponsesService(store, Models(), BackgroundSettings(workers=True))  # queued: no upstream needed
+        await svc.start()
+        try:
+            created = json.loads(await svc.create("o", {"model": "m", "input": "hi", "background": True}))
+            assert created["id"] not in (taken, twin) and created["status"] == "queued"
+            snap = await store.read(created["id"])
+            assert snap is not None and snap.owner == "o" and loads(snap.entries[0][1])[0]["i"]["id"] == created["id"]
+        finally:
+            await svc.close()
 
     run(main())
 
@@ -230,6 +288,20 @@ def test_merged_records_give_the_same_response_with_fewer_events() -> None:
     assert view.snapshot_json() == snapshot
     assert len(got) < len(events)
     assert [e[0] for e in got] == list(range(len(got)))
+
+
+@pytest.mark.parametrize("records", [
+    ["Hello"], ["Hello", " world", "!"], ["[link](x)", " y"], ["a\nb\"c\\d", "東京 🚀"],
+    ["has \x1e inside", "x"], ["", "x"], [], ["text", {"f": "stop"}], [{"i": {"id": "resp_x"}}, START],
+    ["[", "]"], ["\x1f", "\x00"],
+])
+def test_entries_round_trip(records: list[Any]) -> None:
+    payload = dumps(records)
+    assert loads(payload) == records
+    if records and all(isinstance(r, str) and r and "\x1e" not in r for r in records):
+        # a text entry: the bare text plus one byte per record boundary (and one if it starts with "[")
+        text = "".join(records).encode()
+        assert len(payload) == len(text) + len(records) - 1 + (records[0].startswith("["))
 
 
 def test_view_retention() -> None:

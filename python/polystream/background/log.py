@@ -1,7 +1,9 @@
 """The log's record format, and rebuilding events and snapshots from it.
 
-A log entry is a JSON array of records, each standing for one normalised chat chunk (or a
-lifecycle step). Records are compact so that the store is written ~1 byte per output byte:
+A log entry is a list of records, each standing for one normalised chat chunk (or a lifecycle
+step). Records are compact so that the store is written ~1 byte per output byte. An entry of
+content records only (what nearly every flush is) is stored as its bare UTF-8 text, the records
+separated by U+001E; any other entry is a JSON array (see `dumps` / `loads`):
 
     "some text"                           a content delta (the common case: just the text)
     {"r": "..."} / {"x": "..."}           a reasoning / refusal delta
@@ -27,15 +29,34 @@ from typing import Any
 
 from .._core import ChatCompletionChunk, ResponsesBuilder
 
-__all__ = ["Event", "Pending", "View", "dumps", "finish_status", "fail_record", "START"]
+__all__ = ["Event", "Pending", "View", "dumps", "loads", "finish_status", "fail_record", "START"]
 
 Event = tuple[int, str, bytes]  # (sequence_number, event name, event JSON)
 
 START = {"s": 1}
 
 
+_SEP = "\x1e"  # between the content records of a text entry
+
+
 def dumps(records: list[Any]) -> bytes:
+    """One log entry. Content records only (the hot path's common case): the texts joined by
+    U+001E (a *text entry*: 1 byte per record boundary, no quoting or escaping); anything else,
+    or a text that contains U+001E: a JSON array. A text entry whose text starts with `[` gets
+    one leading U+001E so that it cannot read as JSON."""
+    if records and all(type(r) is str and r and _SEP not in r for r in records):
+        text = _SEP.join(records)
+        return (_SEP + text if text[0] == "[" else text).encode()
     return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def loads(payload: bytes) -> list[Any]:
+    """The records of one log entry (either form of `dumps`)."""
+    if payload[:1] == b"[":
+        records: list[Any] = json.loads(payload)
+        return records
+    text = payload.decode()
+    return (text[1:] if text[:1] == _SEP else text).split(_SEP)
 
 
 def finish_status(finish_reason: str | None) -> str:
@@ -181,13 +202,13 @@ class View:
     def from_entries(cls, entries: list[tuple[int, bytes]], keep: int | None = None) -> tuple[View, list[Event]]:
         """A view from a log read from its start: (view, every event it emitted)."""
         pos, payload = entries[0]
-        records = json.loads(payload)
+        records = loads(payload)
         view = cls(records[0]["i"], keep)
         out = list(view.initial)
         out += view.apply(records[1:])
         view.pos = pos
         for pos, payload in entries[1:]:
-            out += view.apply(json.loads(payload))
+            out += view.apply(loads(payload))
             view.pos = pos
         return view, out
 
@@ -197,7 +218,7 @@ class View:
         for pos, payload in entries:
             if self.pos is not None and pos <= self.pos:
                 continue
-            out += self.apply(json.loads(payload))
+            out += self.apply(loads(payload))
             self.pos = pos
         return out
 

@@ -66,13 +66,16 @@ class MemoryStore(Store):
         for rid in [k for k, r in self._data.items() if now >= r.expires]:
             del self._data[rid]
 
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> None:
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
         self._sweep()
+        if self._get(rid) is not None:  # a retry (ids are random: nobody else has this one)
+            return OK
         r = _Resp(owner, created_at, "queued" if token is None else "in_progress", leased=token is not None, token=token)
         r.lease_until = time.monotonic() + lease
         r.push(1, init)
         self._touch(r)
         self._data[rid] = r
+        return OK
 
     async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
         r = self._open(rid)

@@ -4,14 +4,17 @@ to the store.
 Three tasks per response:
 - the pump reads chunks from `acompletion` into `Pending` (O(delta) per chunk, no I/O);
 - the flusher seals pending chunks into records and appends them to the log, one command per
-  write. When to write is the bytes-versus-lag trade: every command costs ~80 bytes of framing
-  (key, id, field) however little text it carries, so writing every token would cost ~20 bytes
-  per output byte. Writes are *lazy* by default — once `flush_bytes` are waiting or the oldest
-  unwritten output is `max_flush_delay` old, plus the first output at once — which is ~1.5 bytes
-  per output byte at any token rate; readers in this process are unaffected (they read the view).
-  When a reader in another process follows the response it sends a watch signal, and for
-  `watch_ttl` seconds writes are *eager*: whatever is waiting, every `snapshot_interval`. The
-  terminal record goes in the same compare-and-set that sets the status;
+  write. When to write is the bytes-versus-lag trade: every command costs ~50 bytes of framing
+  (command, key, id, field) however little text it carries, so writing every 4-byte token would
+  cost ~14 bytes per output byte. Writes are *lazy* by default — once `flush_bytes` are waiting or
+  the oldest unwritten output is `max_flush_delay` old, plus the first output at once — which is
+  ~1.2 bytes per output byte at any token rate; readers in this process are unaffected (they read
+  the view). When a reader in another process follows the response it sends a watch signal, and
+  for `watch_ttl` seconds writes are *eager*: a write once the oldest unwritten output is
+  `snapshot_interval` old. That deadline, not a fixed cadence, bounds the remote reader's lag
+  (it is `snapshot_interval` plus its own poll interval at worst) with as few writes as that
+  allows: one per `snapshot_interval` + the gap to the next token, each carrying every token that
+  came in meanwhile. The terminal record goes in the same compare-and-set that sets the status;
 - the renewer extends the lease every lease/3 (one PEXPIRE) and learns of cancels it missed.
 
 The producer also keeps a `View` of what it sealed: readers in this process (polls, retrieves,
@@ -88,6 +91,8 @@ class Producer:
         self.detached = False  # the store holds a terminal we did not write; the view is stale
         self.listeners = 0
         self.since = 0.0  # when the oldest unwritten delta arrived (0: none)
+        self.last_chunk = 0.0  # when the last upstream chunk arrived
+        self.gap = 0.0  # the usual time between upstream chunks (moving average)
         self.last_write = 0.0
         self.wrote_output = False
         self.watched_until = 0.0  # eager writes until then (a reader elsewhere follows us)
@@ -168,17 +173,23 @@ class Producer:
         try:
             stream = await acompletion(model, messages, stream=True, **kwargs)
             pending, kick = self.pending, self._kick
-            limit = self.settings.flush_bytes
+            limit, deadline = self.settings.flush_bytes, self.settings.snapshot_interval
             async for chunk in stream:
+                now = time.monotonic()
+                if self.last_chunk:
+                    self.gap += (now - self.last_chunk - self.gap) * 0.25
+                self.last_chunk = now
                 pending.add(chunk)
                 if self.listeners:  # someone watches live: one record per chunk
                     self.seal()
                 if not self.since:
                     if pending or self.unflushed:  # the oldest unwritten output: the flush deadline
-                        self.since = time.monotonic()
+                        self.since = now
                         kick.set()
                 elif pending.nbytes + self.unflushed_bytes >= limit:
                     kick.set()
+                elif now < self.watched_until and now + self.gap > self.since + 1.1 * deadline:
+                    kick.set()  # the next chunk should come after this write is due: write now
             final = {"e": "finish", "now": int(time.time())}
         except asyncio.CancelledError:
             raise
@@ -269,15 +280,20 @@ class Producer:
             timeout = None
             if self.pending or self.unflushed or self.inflight:
                 now = time.monotonic()
-                due = self.last_write + s.snapshot_interval
-                eager = (
+                if (
                     not self.wrote_output  # the first output: readers elsewhere see a start at once
-                    or self.inflight is not None
-                    or now < self.watched_until
+                    or self.inflight is not None  # a retry
                     or self.pending.nbytes + self.unflushed_bytes >= s.flush_bytes
-                )
-                if not eager:
-                    due = max(due, (self.since or now) + s.max_flush_delay)
+                ):
+                    due = self.last_write + s.snapshot_interval
+                elif now < self.watched_until:  # followed from elsewhere: no output waits longer
+                    due = (self.since or now) + s.snapshot_interval
+                    # Waiting would gather nothing more: the next chunk should come after `due`
+                    # (by a margin: one expected about then may still make it).
+                    if self.last_chunk + self.gap > due + 0.1 * s.snapshot_interval:
+                        due = now
+                else:
+                    due = max(self.last_write + s.snapshot_interval, (self.since or now) + s.max_flush_delay)
                 if now >= due:
                     return
                 timeout = due - now

@@ -1,19 +1,27 @@
 """RedisStore: responses in Redis (redis-py asyncio), shared by any number of proxies and workers.
 
 Keys per response, hash-tagged so one response lives in one Cluster slot (scripts and pipelines
-touch one slot only), each with the TTL refreshed on every state change and lease renewal:
+touch one slot only), each with the TTL refreshed on every state change and lease renewal. The
+tag is the first 6 characters (30 bits) of the id's random part, `resp_<tag><rest>`:
 
-    {prefix}:{resp_…}:m   hash: o owner, s status, c created_at, l "1" once a lease was taken
-    {prefix}:{resp_…}:l   stream: the log; entry ids 0-1, 0-2, … chosen by the producer, field d
-    {prefix}:{resp_…}:k   string: the lease holder's token, PX = lease
+    {prefix}:{<tag>}:<rest>  hash: o owner, s status. Its name holds the whole id, so an id that
+                             only shares the tag finds nothing (→ 404)
+    {prefix}:{<tag>}l        stream: the log; entry ids 1, 2, … (= N-0) chosen by the producer, field d
+    {prefix}:{<tag>}k        string: the lease holder's token, PX = lease
+
+Tags are collision-free, not just unlikely to collide: `create` claims the tag atomically (it
+refuses while the tag's log or lease key exists, and the service retries with a fresh id), so
+two live responses never share one; with a million live responses one create in a thousand
+retries. Short keys matter because the log key is on every flush (`ps:{abcdef}l`: 12 bytes).
 
 The hot path (a producer's flush) is one plain XADD with an explicit id: cheap on the wire (no
-script hash, one key) and idempotent — a retry after a lost reply fails with "id too small" and is
-recognised. Every state change is a Lua compare-and-set. A terminal entry gets the largest
-possible stream id, so once a response is terminal the stream refuses every later XADD: write-once
-holds even against a producer that has not noticed yet. Cancels are also PUBLISHed on
-`{prefix}:ctl` ("c:<id>") so the process running the producer stops it at once; readers in other
-processes publish "w:<id>" there (at most every couple of seconds) to ask for eager writes.
+script hash, one short key, a 1–3 digit id: ~50 bytes besides the text) and idempotent — a retry
+after a lost reply fails with "id too small" and is recognised. Every state change is a Lua
+compare-and-set. A terminal entry gets the largest possible stream id, so once a response is
+terminal the stream refuses every later XADD: write-once holds even against a producer that has
+not noticed yet. Cancels are also PUBLISHed on `{prefix}:ctl` ("c:<id>") so the process running
+the producer stops it at once; readers in other processes publish "w:<id>" there (at most every
+couple of seconds) to ask for eager writes.
 
 Jobs for `polystream worker` processes: stream `{prefix}:jobs`, consumer group `{prefix}:workers`.
 """
@@ -50,14 +58,19 @@ local T = {completed=1, failed=1, incomplete=1, cancelled=1}
 local s = redis.call('HGET', KEYS[1], 's')
 """
 
-# ARGV: owner, created_at, init, token ('' = none: queued for a worker; else begun), lease_ms, ttl
+# ARGV: owner, init, token ('' = none: queued for a worker; else begun), lease_ms, ttl.
+# The meta key names the whole id: if it exists, this is a retry of this very create. Otherwise
+# a log or lease key under the tag means another response holds the tag (or held it: a deleted
+# response's sealed log stays a minute): 'taken'.
 _CREATE = """
-local begun = ARGV[4] ~= ''
-redis.call('HSET', KEYS[1], 'o', ARGV[1], 's', begun and 'in_progress' or 'queued', 'c', ARGV[2], 'l', begun and '1' or '0')
-redis.pcall('XADD', KEYS[2], '0-1', 'd', ARGV[3])
-if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end
-redis.call('EXPIRE', KEYS[1], ARGV[6]); redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'ok' end
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 'taken' end
+local begun = ARGV[3] ~= ''
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 's', begun and 'in_progress' or 'queued')
+redis.call('XADD', KEYS[2], '1', 'd', ARGV[2])
+if begun then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5]); redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 'ok'
 """
 
 # ARGV: token, lease_ms, ttl, start payload
@@ -68,8 +81,8 @@ local cur = redis.call('GET', KEYS[3])
 if s == 'in_progress' and cur == ARGV[1] then return 'ok' end
 if s ~= 'queued' or (cur and cur ~= ARGV[1]) then return 'taken' end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
-redis.call('HSET', KEYS[1], 's', 'in_progress', 'l', '1')
-redis.pcall('XADD', KEYS[2], '0-2', 'd', ARGV[4])
+redis.call('HSET', KEYS[1], 's', 'in_progress')
+redis.pcall('XADD', KEYS[2], '2', 'd', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 'ok'
 """
@@ -110,10 +123,10 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 'ok'
 """
 
-# ARGV: 'failed', payload, ttl
+# ARGV: 'failed', payload, ttl. Only in_progress responses hold a lease (queued ones wait for a worker).
 _LAPSE = _HEAD + """
 if not s then return 'gone' end
-if T[s] or redis.call('HGET', KEYS[1], 'l') ~= '1' then return s end
+if s ~= 'in_progress' then return s end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'alive' end
 """ + _CLOSE + "return 'ok'"
 
@@ -131,10 +144,11 @@ return 1
 
 
 _KINDS = {"c": "cancel", "w": "watch"}
+_TAG = 6  # characters of the id in the hash tag
 
 
 def _pos(entry_id: bytes) -> int:
-    return TERMINAL_POS if entry_id == _MAXID_B else int(entry_id.split(b"-", 1)[1])
+    return TERMINAL_POS if entry_id == _MAXID_B else int(entry_id.split(b"-", 1)[0])
 
 
 def _str(v: Any) -> str:
@@ -202,8 +216,11 @@ class RedisStore(Store):
 
     def keys(self, rid: str) -> tuple[str, str, str]:
         """(meta, log, lease) key names. Short on purpose: the log key is on every flush."""
-        p = f"{self.prefix}:{{{rid[5:] if rid.startswith('resp_') else rid}}}:"
-        return p + "m", p + "l", p + "k"
+        body = rid[5:] if rid.startswith("resp_") else rid
+        if "{" in body or "}" in body:  # not an id we made (it comes from a URL): keep one slot
+            body = body.replace("{", "(").replace("}", ")")
+        p = f"{self.prefix}:{{{body[:_TAG]}}}"
+        return f"{p}:{body[_TAG:]}", p + "l", p + "k"
 
     def _ttl(self) -> int:
         return max(1, int(self.ttl))
@@ -253,9 +270,9 @@ class RedisStore(Store):
                     await pubsub.aclose()
 
     # -- writes -------------------------------------------------------------------------------
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> None:
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
         with _guard():
-            await self._create(keys=self.keys(rid), args=[owner, created_at, init, token or "", int(lease * 1000), self._ttl()])
+            return _str(await self._create(keys=self.keys(rid), args=[owner, init, token or "", int(lease * 1000), self._ttl()]))
 
     async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
         with _guard():
@@ -263,17 +280,16 @@ class RedisStore(Store):
 
     async def append(self, rid: str, pos: int, payload: bytes) -> bool:
         log_key = self.keys(rid)[1]
-        entry_id = f"0-{pos}"
         with _guard():
             try:
-                await self.r.xadd(log_key, {"d": payload}, id=entry_id)
+                await self.r.xadd(log_key, {"d": payload}, id=pos)
                 return True
             except ResponseError as exc:
                 if "equal or smaller" not in str(exc):
                     return False  # "exhausted": the log is closed
             # An earlier attempt whose reply was lost may have landed: is ours the top entry?
             top: Any = await self.r.xrevrange(log_key, count=1)
-            return bool(top) and top[0][0] == entry_id.encode()
+            return bool(top) and top[0][0] == b"%d-0" % pos
 
     async def renew(self, rid: str, token: str, lease: float, touch: bool = False) -> str:
         with _guard():
@@ -302,19 +318,20 @@ class RedisStore(Store):
         meta, log_key, lease = self.keys(rid)
         with _guard():
             pipe = self.r.pipeline(transaction=False)
-            pipe.hmget(meta, "o", "s", "l")
+            pipe.hmget(meta, "o", "s")
             pipe.exists(lease)
             want = log and (after is None or after < TERMINAL_POS)
             if want:
-                pipe.xrange(log_key, "-" if after is None else f"(0-{after}", "+")
+                pipe.xrange(log_key, "-" if after is None else f"({after}", "+")
             if watch:
                 pipe.publish(self.channel, "w:" + rid)
             got = await pipe.execute()
-        owner, status, leased = got[0]
+        owner, status = got[0]
         if owner is None or status is None:
             return None
         entries = [(_pos(i), f[b"d"]) for i, f in got[2]] if want else []
-        return Snapshot(_str(owner), _str(status), leased == b"1", bool(got[1]), entries)
+        status = _str(status)
+        return Snapshot(_str(owner), status, status == "in_progress", bool(got[1]), entries)
 
     async def watch(self, rid: str) -> None:
         with _guard():
@@ -325,7 +342,7 @@ class RedisStore(Store):
             await asyncio.sleep(timeout)
             return []
         with _guard():
-            got: Any = await self.rb.xread({self.keys(rid)[1]: f"0-{after}"}, block=max(1, int(timeout * 1000)))
+            got: Any = await self.rb.xread({self.keys(rid)[1]: after}, block=max(1, int(timeout * 1000)))
         if not got:
             return []
         return [(_pos(i), f[b"d"]) for i, f in got[0][1]]

@@ -21,10 +21,11 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from . import StoreUnavailable
 from .convert import to_chat
-from .log import START, Event, View, dumps, fail_record
+from .log import START, Event, View, dumps, fail_record, loads
 from .producer import Producer
-from .store import OK, TERMINAL, Snapshot, Store
+from .store import OK, TAKEN, TERMINAL, TERMINAL_POS, Snapshot, Store
 
 __all__ = ["BackgroundSettings", "ResponsesService"]
 
@@ -38,8 +39,10 @@ class BackgroundSettings:
     """ttl: seconds every key lives after its last write (None: the store's own setting).
     lease: seconds a producer's lease lasts unrenewed (renewed every lease/3); a response whose
       producer died reads as failed within about this long.
-    snapshot_interval: the minimum gap between two store writes of one response; the write
-      cadence while a reader in another process follows it (its lag is about this).
+    snapshot_interval: while a reader in another process follows the response, the longest any
+      output waits unwritten (that reader's lag is at most this plus its poll interval; output
+      is written sooner when no more is expected within it). Otherwise the minimum gap between
+      two store writes of one response.
     flush_bytes / max_flush_delay: otherwise a write happens once this much output is waiting,
       or once the oldest unwritten output is this old (what a reader elsewhere may lag before its
       first look; readers in the producer's process see every chunk at once, always).
@@ -49,7 +52,7 @@ class BackgroundSettings:
 
     ttl: float | None = None
     lease: float = 10.0
-    snapshot_interval: float = 0.025
+    snapshot_interval: float = 0.03
     flush_bytes: int = 4096
     max_flush_delay: float = 1.0
     watch_ttl: float = 5.0
@@ -77,7 +80,7 @@ class _NullStore(Store):
 
     ttl = 0.0
 
-    async def create(self, *a: Any) -> None: ...
+    async def create(self, *a: Any) -> str: return OK
     async def begin(self, *a: Any) -> str: return OK
     async def append(self, *a: Any) -> bool: return True
     async def renew(self, *a: Any) -> str: return OK
@@ -205,9 +208,17 @@ class ResponsesService:
         return Producer(store or self.store, self.settings, view, prep.owner, token, prep.call)
 
     async def _store_new(self, prep: _Prepared, token: str | None) -> None:
-        """Store a new response: queued for a worker (no token), or already begun under `token`."""
-        records: list[Any] = [{"i": prep.init}] if token is None else [{"i": prep.init}, START]
-        await self.store.create(prep.init["id"], prep.owner, prep.init["created_at"], dumps(records), token, self.settings.lease)
+        """Store a new response: queued for a worker (no token), or already begun under `token`.
+        Should the store refuse the id (its key tag is in use: ~1 in 10³ with a million live
+        responses on Redis), the response gets a fresh one before anyone has seen it."""
+        init = prep.init
+        for _ in range(8):
+            records: list[Any] = [{"i": init}] if token is None else [{"i": init}, START]
+            got = await self.store.create(init["id"], prep.owner, init["created_at"], dumps(records), token, self.settings.lease)
+            if got != TAKEN:
+                return
+            init["id"] = new_id()
+        raise StoreUnavailable("the store refused eight fresh response ids")
 
     def _launch(self, p: Producer) -> None:
         """Run a producer that has begun (its response is in_progress under its lease)."""
@@ -224,13 +235,18 @@ class ResponsesService:
             p.done.set()
             if self._local.get(p.rid) is p:
                 del self._local[p.rid]
+                if p.result == OK and p.live and p.view.terminal:
+                    # Reads here after the end: the final view, and only a metadata check (still
+                    # there? whose?) from the store, not the log again.
+                    p.view.keep, p.view.pos = _CACHE_KEEP, TERMINAL_POS
+                    p.view.trim()
+                    self._remember(p.rid, p.view)
 
     async def _start(self, prep: _Prepared) -> Producer | None:
         """Store the new response and start producing it (here, or via a worker job)."""
-        rid = prep.init["id"]
         if prep.background and self.settings.workers:
             await self._store_new(prep, None)
-            await self.store.enqueue(rid)  # type: ignore[attr-defined]
+            await self.store.enqueue(prep.init["id"])  # type: ignore[attr-defined]
             return None
         token = secrets.token_hex(8)
         if prep.store:
@@ -275,7 +291,7 @@ class ResponsesService:
         snap = await self.store.read(rid, None)
         if snap is None or snap.status != "queued" or not snap.entries:
             return False
-        init = json.loads(snap.entries[0][1])[0]["i"]
+        init = loads(snap.entries[0][1])[0]["i"]
         token = secrets.token_hex(8)
         prep = _Prepared(snap.owner, init, None, True, True)
         try:
@@ -336,11 +352,14 @@ class ResponsesService:
                 return None
             view, _ = View.from_entries(snap.entries, keep=None if cursor is not None else _CACHE_KEEP)
             view.keep = _CACHE_KEEP
+        self._remember(rid, view)
+        return view
+
+    def _remember(self, rid: str, view: View) -> None:
         self._cache[rid] = view
         self._cache.move_to_end(rid)
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
-        return view
 
     async def retrieve(self, owner: str, rid: str) -> bytes | None:
         foreign, p = self._local_for(owner, rid)

@@ -43,7 +43,7 @@ class Snapshot:
 
     owner: str
     status: str
-    leased: bool  # a producer took the lease at some point
+    leased: bool  # a producer took the lease (true whenever the status is in_progress)
     lease_alive: bool
     entries: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -73,11 +73,13 @@ class Store(abc.ABC):
         a reader elsewhere is following it."""
 
     @abc.abstractmethod
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> None:
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
         """New response, log = [init at position 1]. Without `token`: status queued, for a worker
         to `begin`. With `token` (in-process producers): already begun under that lease — status
         in_progress, `init` carrying the start record too — saving a round trip; a process dying
-        right after still leaves a response that reads as failed, not queued forever."""
+        right after still leaves a response that reads as failed, not queued forever.
+        OK (also for a retry of the same create), or TAKEN: the store cannot take this id (its
+        short key tag is in use by another response); create it again under a fresh id."""
 
     @abc.abstractmethod
     async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
