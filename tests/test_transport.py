@@ -1,0 +1,339 @@
+"""LeanTransport and LeanAsyncClient (the pooled async client) against a scripted HTTP server:
+framing (chunked, Content-Length, until EOF, 1xx), keep-alive and when a connection must not be
+reused, failures as httpx's exceptions, flow control, and parity with httpx's request building."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from polystream import _http
+from polystream._http import LeanAsyncClient
+from polystream._transport import LeanTransport
+
+Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
+
+
+class Server:
+    """Reads each request (head + Content-Length body) and lets `handler` answer it; the handler
+    returns False to close the connection. Records every request and counts connections."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> Server:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                if not await self.handler(request, reader, writer):
+                    return
+        finally:
+            writer.close()
+
+
+def ok(body: bytes = b"hello", extra: bytes = b"") -> Handler:
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body))
+        await writer.drain()
+        return True
+    return handler
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def fetch(client: httpx.AsyncClient, url: str, **kw: Any) -> tuple[httpx.Response, bytes]:
+    async with client.stream(kw.pop("method", "POST"), url, **kw) as r:
+        body = b"".join([piece async for piece in r.aiter_raw()])
+    return r, body
+
+
+@pytest.fixture(params=["transport", "lean-client"])
+def make_client(request: pytest.FixtureRequest) -> Callable[..., httpx.AsyncClient]:
+    """LeanTransport under httpx's own client, and under LeanAsyncClient (its own send path)."""
+    def make(**kw: Any) -> httpx.AsyncClient:
+        t = LeanTransport(**kw)
+        return httpx.AsyncClient(transport=t) if request.param == "transport" else LeanAsyncClient(transport=t)
+    return make
+
+
+def test_keep_alive_reuses_one_connection(make_client: Any) -> None:
+    async def main() -> None:
+        async with Server(ok()) as srv:
+            client = make_client()
+            for i in range(5):
+                r, body = await fetch(client, srv.url + f"/x?i={i}", json={"n": i})
+                assert (r.status_code, body, r.http_version) == (200, b"hello", "HTTP/1.1")
+            assert srv.connections == 1
+            assert [req.split(b"\r\n")[0] for req in srv.requests] == [b"POST /x?i=%d HTTP/1.1" % i for i in range(5)]
+            assert all(req.endswith(b'{"n":%d}' % i) for i, req in enumerate(srv.requests))
+            await client.aclose()
+    run(main())
+
+
+def test_chunked_body_arrives_whole_and_in_order(make_client: Any) -> None:
+    pieces = [b"data: %d\n\n" % i for i in range(50)]
+
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n")
+        for p in pieces:
+            writer.write(b"%x\r\n%s\r\n" % (len(p), p))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        async with Server(handler) as srv:
+            client = make_client()
+            for _ in range(2):
+                r, body = await fetch(client, srv.url)
+                assert body == b"".join(pieces) and r.headers["content-type"] == "text/event-stream"
+            assert srv.connections == 1
+    run(main())
+
+
+def test_body_until_eof_and_connection_close(make_client: Any) -> None:
+    async def until_eof(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nno length, ends with the connection")
+        return False
+
+    async def main() -> None:
+        async with Server(until_eof) as srv:
+            client = make_client()
+            for _ in range(2):
+                assert (await fetch(client, srv.url))[1] == b"no length, ends with the connection"
+            assert srv.connections == 2  # never reused
+        async with Server(ok(extra=b"Connection: close\r\n")) as srv:
+            client = make_client()
+            for _ in range(2):
+                assert (await fetch(client, srv.url))[1] == b"hello"
+            assert srv.connections == 2
+    run(main())
+
+
+def test_interim_1xx_responses_are_skipped(make_client: Any) -> None:
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok")
+        return True
+
+    async def main() -> None:
+        async with Server(handler) as srv:
+            r, body = await fetch(make_client(), srv.url)
+            assert (r.status_code, body, r.headers.get("x-a"), "link" in r.headers) == (201, b"ok", "1", False)
+    run(main())
+
+
+def test_truncated_body_keeps_what_arrived_then_raises(make_client: Any) -> None:
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()
+        return False  # closes mid-body
+
+    async def main() -> None:
+        async with Server(handler) as srv:
+            got = []
+            with pytest.raises(httpx.RemoteProtocolError):
+                async with make_client().stream("GET", srv.url) as r:
+                    async for piece in r.aiter_raw():
+                        got.append(piece)
+            assert b"".join(got) == b"hello"
+    run(main())
+
+
+def test_server_closing_without_answer_or_with_garbage(make_client: Any) -> None:
+    async def silent(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        return False
+
+    async def garbage(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"this is not HTTP\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        for handler in (silent, garbage):
+            async with Server(handler) as srv:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await fetch(make_client(), srv.url)
+    run(main())
+
+
+def test_stall_is_a_read_timeout_and_refused_is_a_connect_error(make_client: Any) -> None:
+    async def stall_body(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+        await asyncio.sleep(5)
+        return False
+
+    async def stall_head(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        await asyncio.sleep(5)
+        return False
+
+    async def main() -> None:
+        t = httpx.Timeout(5.0, read=0.2)
+        for handler, before in ((stall_head, []), (stall_body, [b"a"])):
+            async with Server(handler) as srv:
+                got = []
+                with pytest.raises(httpx.ReadTimeout):
+                    async with make_client().stream("GET", srv.url, timeout=t) as r:
+                        async for piece in r.aiter_raw():
+                            got.append(piece)
+                assert got == before
+        async with Server(ok()) as srv:
+            url = srv.url
+        with pytest.raises(httpx.ConnectError):
+            await fetch(make_client(), url)
+    run(main())
+
+
+def test_idle_connection_closed_by_server_is_not_reused(make_client: Any) -> None:
+    async def once(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        return False  # keep-alive announced, but the server closes right after
+
+    async def main() -> None:
+        async with Server(once) as srv:
+            client = make_client()
+            for _ in range(3):
+                assert (await fetch(client, srv.url))[1] == b"ok"
+                await asyncio.sleep(0.05)  # the close reaches the client
+            assert srv.connections == 3
+    run(main())
+
+
+def test_response_closed_early_drops_its_connection(make_client: Any) -> None:
+    big = b"x" * 300_000
+
+    async def main() -> None:
+        async with Server(ok(big)) as srv:
+            client = make_client()
+            async with client.stream("GET", srv.url) as r:
+                async for _ in r.aiter_raw():
+                    break  # unread bytes: the connection cannot serve another response
+            assert (await fetch(client, srv.url))[1] == big
+            assert srv.connections == 2
+    run(main())
+
+
+def test_slow_reader_gets_every_byte_of_a_large_body(make_client: Any) -> None:
+    big = bytes(range(256)) * 40_000  # 10 MB: past the high-water mark, so reading pauses
+
+    async def main() -> None:
+        async with Server(ok(big)) as srv:
+            client = make_client()
+            got = bytearray()
+            async with client.stream("GET", srv.url) as r:
+                async for piece in r.aiter_raw():
+                    got += piece
+                    await asyncio.sleep(0)
+            assert bytes(got) == big
+            assert (await fetch(client, srv.url))[1] == big and srv.connections == 1
+    run(main())
+
+
+def test_streamed_request_body_is_sent_with_its_length(make_client: Any) -> None:
+    async def parts() -> Any:
+        for p in (b"ab", b"cd", b"ef"):
+            yield p
+
+    async def main() -> None:
+        async with Server(ok()) as srv:
+            await fetch(make_client(), srv.url, content=parts())
+            head, body = srv.requests[0].split(b"\r\n\r\n", 1)
+            assert body == b"abcdef" and b"content-length: 6" in head.lower() and b"transfer-encoding" not in head.lower()
+    run(main())
+
+
+def test_head_requests_go_through_httpx_own_transport(make_client: Any) -> None:
+    async def head(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")  # no body follows a HEAD
+        return True
+
+    async def main() -> None:
+        async with Server(head) as srv:
+            r = await make_client().head(srv.url)
+            assert r.status_code == 200 and r.content == b""
+    run(main())
+
+
+def test_lean_client_builds_the_request_httpx_would() -> None:
+    plain, lean = httpx.AsyncClient(), LeanAsyncClient(transport=LeanTransport())
+    args = ("POST", "https://api.example.com/v1/chat/completions?x=1")
+    kw: dict[str, Any] = {"headers": {"authorization": "Bearer k", "x-extra": "v"}, "json": {"a": [1, "ü"], "b": None},
+                          "timeout": httpx.Timeout(3.0, read=7.0)}
+    a, b = plain.build_request(*args, **kw), lean.build_request(*args, **kw)
+    assert (a.method, a.url, a.content, a.extensions) == (b.method, b.url, b.content, b.extensions)
+    assert sorted(a.headers.multi_items()) == sorted(b.headers.multi_items())
+
+
+def test_pooled_async_client_is_lean_unless_a_proxy_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def pooled() -> httpx.AsyncClient:
+        return _http.async_client()
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(run(pooled()), LeanAsyncClient)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    client = run(pooled())
+    assert type(client) is httpx.AsyncClient
+
+
+def test_https_with_a_verified_certificate(tmp_path: Any, make_client: Any) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main() -> None:
+        srv = Server(ok(b"secret"))
+        srv.server = await asyncio.start_server(srv._serve, "127.0.0.1", 0, ssl=server_ctx)
+        port = srv.server.sockets[0].getsockname()[1]
+        try:
+            trusting = make_client(verify=ssl.create_default_context(cafile=str(cert)))
+            for _ in range(2):
+                assert (await fetch(trusting, f"https://localhost:{port}/"))[1] == b"secret"
+            assert srv.connections == 1
+            with pytest.raises(httpx.ConnectError):  # the system store does not know this certificate
+                await fetch(make_client(), f"https://localhost:{port}/")
+        finally:
+            srv.server.close()
+    run(main())
