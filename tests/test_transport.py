@@ -5,15 +5,17 @@ reused, failures as httpx's exceptions, flow control, and parity with httpx's re
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from polystream import _http
-from polystream._http import LeanAsyncClient
-from polystream._transport import LeanTransport
+from polystream import _http, _transport
+from polystream._http import LeanAsyncClient, LeanClient
+from polystream._transport import LeanTransport, SyncLeanTransport
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -73,19 +75,77 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def fetch(client: httpx.AsyncClient, url: str, **kw: Any) -> tuple[httpx.Response, bytes]:
-    async with client.stream(kw.pop("method", "POST"), url, **kw) as r:
-        body = b"".join([piece async for piece in r.aiter_raw()])
-    return r, body
+@dataclass
+class Got:
+    response: httpx.Response | None
+    pieces: list[bytes]
+    error: Exception | None
+
+    @property
+    def body(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return b"".join(self.pieces)
 
 
-@pytest.fixture(params=["transport", "lean-client"])
-def make_client(request: pytest.FixtureRequest) -> Callable[..., httpx.AsyncClient]:
-    """LeanTransport under httpx's own client, and under LeanAsyncClient (its own send path)."""
-    def make(**kw: Any) -> httpx.AsyncClient:
-        t = LeanTransport(**kw)
-        return httpx.AsyncClient(transport=t) if request.param == "transport" else LeanAsyncClient(transport=t)
-    return make
+class Client:
+    """One of the four ways the lean transports are used, behind one async interface (the sync
+    ones run in a thread, so the scripted server keeps running on the loop)."""
+
+    def __init__(self, kind: str, **kw: Any) -> None:
+        self.sync = kind.startswith("sync")
+        if kind == "async-transport":
+            self.c: Any = httpx.AsyncClient(transport=LeanTransport(**kw))
+        elif kind == "async-client":
+            self.c = LeanAsyncClient(LeanTransport(**kw))
+        elif kind == "sync-transport":
+            self.c = httpx.Client(transport=SyncLeanTransport(**kw))
+        else:
+            self.c = LeanClient(SyncLeanTransport(**kw))
+
+    async def get(self, url: str, method: str = "POST", stop_after: int | None = None, slow: bool = False,
+                  **kw: Any) -> Got:
+        """Stream a response: every raw piece until the end, an error, or `stop_after` pieces."""
+        got = Got(None, [], None)
+        if self.sync:
+            def read() -> None:
+                try:
+                    with self.c.stream(method, url, **kw) as r:
+                        got.response = r
+                        for piece in r.iter_raw():
+                            got.pieces.append(piece)
+                            if slow:
+                                time.sleep(0.0001)
+                            if len(got.pieces) == stop_after:
+                                break
+                except Exception as exc:  # noqa: BLE001 - examined by the test
+                    got.error = exc
+            await asyncio.to_thread(read)
+            return got
+        try:
+            async with self.c.stream(method, url, **kw) as r:
+                got.response = r
+                async for piece in r.aiter_raw():
+                    got.pieces.append(piece)
+                    if slow:
+                        await asyncio.sleep(0)
+                    if len(got.pieces) == stop_after:
+                        break
+        except Exception as exc:  # noqa: BLE001 - examined by the test
+            got.error = exc
+        return got
+
+    async def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        if self.sync:
+            return await asyncio.to_thread(self.c.request, method, url, **kw)
+        return await self.c.request(method, url, **kw)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["async-transport", "async-client", "sync-transport", "sync-client"])
+def make_client(request: pytest.FixtureRequest) -> Callable[..., Client]:
+    """Each lean transport under httpx's own client, and under polystream's lean clients (their
+    own request building and send path)."""
+    return lambda **kw: Client(request.param, **kw)
 
 
 def test_keep_alive_reuses_one_connection(make_client: Any) -> None:
@@ -93,12 +153,12 @@ def test_keep_alive_reuses_one_connection(make_client: Any) -> None:
         async with Server(ok()) as srv:
             client = make_client()
             for i in range(5):
-                r, body = await fetch(client, srv.url + f"/x?i={i}", json={"n": i})
-                assert (r.status_code, body, r.http_version) == (200, b"hello", "HTTP/1.1")
+                got = await client.get(srv.url + f"/x?i={i}", json={"n": i})
+                assert got.body == b"hello"
+                assert got.response is not None and (got.response.status_code, got.response.http_version) == (200, "HTTP/1.1")
             assert srv.connections == 1
             assert [req.split(b"\r\n")[0] for req in srv.requests] == [b"POST /x?i=%d HTTP/1.1" % i for i in range(5)]
             assert all(req.endswith(b'{"n":%d}' % i) for i, req in enumerate(srv.requests))
-            await client.aclose()
     run(main())
 
 
@@ -117,9 +177,27 @@ def test_chunked_body_arrives_whole_and_in_order(make_client: Any) -> None:
         async with Server(handler) as srv:
             client = make_client()
             for _ in range(2):
-                r, body = await fetch(client, srv.url)
-                assert body == b"".join(pieces) and r.headers["content-type"] == "text/event-stream"
+                got = await client.get(srv.url)
+                assert got.body == b"".join(pieces) and got.response.headers["content-type"] == "text/event-stream"  # type: ignore[union-attr]
             assert srv.connections == 1
+    run(main())
+
+
+def test_reads_are_bounded_so_a_stream_never_decodes_a_flood_at_once(make_client: Any) -> None:
+    piece = b"data: " + b"x" * 92 + b"\n\n"  # 100 bytes
+
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"".join(b"64\r\n%s\r\n" % piece for _ in range(3000)) + b"0\r\n\r\n")  # 300 KB at once
+        return True
+
+    async def main() -> None:
+        async with Server(handler) as srv:
+            client = make_client()
+            got = await client.get(srv.url)
+            assert got.body == piece * 3000
+            limit = _transport._SYNC_READ if client.sync else _transport._READ
+            assert len(got.pieces) > 300_000 // limit and max(map(len, got.pieces)) < limit + len(piece)
     run(main())
 
 
@@ -132,12 +210,12 @@ def test_body_until_eof_and_connection_close(make_client: Any) -> None:
         async with Server(until_eof) as srv:
             client = make_client()
             for _ in range(2):
-                assert (await fetch(client, srv.url))[1] == b"no length, ends with the connection"
+                assert (await client.get(srv.url)).body == b"no length, ends with the connection"
             assert srv.connections == 2  # never reused
         async with Server(ok(extra=b"Connection: close\r\n")) as srv:
             client = make_client()
             for _ in range(2):
-                assert (await fetch(client, srv.url))[1] == b"hello"
+                assert (await client.get(srv.url)).body == b"hello"
             assert srv.connections == 2
     run(main())
 
@@ -150,8 +228,10 @@ def test_interim_1xx_responses_are_skipped(make_client: Any) -> None:
 
     async def main() -> None:
         async with Server(handler) as srv:
-            r, body = await fetch(make_client(), srv.url)
-            assert (r.status_code, body, r.headers.get("x-a"), "link" in r.headers) == (201, b"ok", "1", False)
+            got = await make_client().get(srv.url)
+            r = got.response
+            assert r is not None
+            assert (r.status_code, got.body, r.headers.get("x-a"), "link" in r.headers) == (201, b"ok", "1", False)
     run(main())
 
 
@@ -163,12 +243,8 @@ def test_truncated_body_keeps_what_arrived_then_raises(make_client: Any) -> None
 
     async def main() -> None:
         async with Server(handler) as srv:
-            got = []
-            with pytest.raises(httpx.RemoteProtocolError):
-                async with make_client().stream("GET", srv.url) as r:
-                    async for piece in r.aiter_raw():
-                        got.append(piece)
-            assert b"".join(got) == b"hello"
+            got = await make_client().get(srv.url, method="GET")
+            assert got.pieces == [b"hello"] and isinstance(got.error, httpx.RemoteProtocolError)
     run(main())
 
 
@@ -183,36 +259,31 @@ def test_server_closing_without_answer_or_with_garbage(make_client: Any) -> None
     async def main() -> None:
         for handler in (silent, garbage):
             async with Server(handler) as srv:
-                with pytest.raises(httpx.RemoteProtocolError):
-                    await fetch(make_client(), srv.url)
+                got = await make_client().get(srv.url)
+                assert got.response is None and isinstance(got.error, httpx.RemoteProtocolError)
     run(main())
 
 
 def test_stall_is_a_read_timeout_and_refused_is_a_connect_error(make_client: Any) -> None:
     async def stall_body(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
-        await asyncio.sleep(5)
+        await asyncio.sleep(3)
         return False
 
     async def stall_head(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\n")
-        await asyncio.sleep(5)
+        await asyncio.sleep(3)
         return False
 
     async def main() -> None:
         t = httpx.Timeout(5.0, read=0.2)
         for handler, before in ((stall_head, []), (stall_body, [b"a"])):
             async with Server(handler) as srv:
-                got = []
-                with pytest.raises(httpx.ReadTimeout):
-                    async with make_client().stream("GET", srv.url, timeout=t) as r:
-                        async for piece in r.aiter_raw():
-                            got.append(piece)
-                assert got == before
+                got = await make_client().get(srv.url, timeout=t)
+                assert got.pieces == before and isinstance(got.error, httpx.ReadTimeout)
         async with Server(ok()) as srv:
             url = srv.url
-        with pytest.raises(httpx.ConnectError):
-            await fetch(make_client(), url)
+        assert isinstance((await make_client().get(url)).error, httpx.ConnectError)
     run(main())
 
 
@@ -226,7 +297,7 @@ def test_idle_connection_closed_by_server_is_not_reused(make_client: Any) -> Non
         async with Server(once) as srv:
             client = make_client()
             for _ in range(3):
-                assert (await fetch(client, srv.url))[1] == b"ok"
+                assert (await client.get(srv.url)).body == b"ok"
                 await asyncio.sleep(0.05)  # the close reaches the client
             assert srv.connections == 3
     run(main())
@@ -238,38 +309,36 @@ def test_response_closed_early_drops_its_connection(make_client: Any) -> None:
     async def main() -> None:
         async with Server(ok(big)) as srv:
             client = make_client()
-            async with client.stream("GET", srv.url) as r:
-                async for _ in r.aiter_raw():
-                    break  # unread bytes: the connection cannot serve another response
-            assert (await fetch(client, srv.url))[1] == big
+            got = await client.get(srv.url, stop_after=1)  # unread bytes: the connection cannot serve another
+            assert got.error is None and len(got.pieces) == 1 and len(got.pieces[0]) < len(big)
+            assert (await client.get(srv.url)).body == big
             assert srv.connections == 2
     run(main())
 
 
 def test_slow_reader_gets_every_byte_of_a_large_body(make_client: Any) -> None:
-    big = bytes(range(256)) * 40_000  # 10 MB: past the high-water mark, so reading pauses
+    big = bytes(range(256)) * 40_000  # 10 MB: past the async transport's high-water mark
 
     async def main() -> None:
         async with Server(ok(big)) as srv:
             client = make_client()
-            got = bytearray()
-            async with client.stream("GET", srv.url) as r:
-                async for piece in r.aiter_raw():
-                    got += piece
-                    await asyncio.sleep(0)
-            assert bytes(got) == big
-            assert (await fetch(client, srv.url))[1] == big and srv.connections == 1
+            assert (await client.get(srv.url, slow=True)).body == big
+            assert (await client.get(srv.url)).body == big and srv.connections == 1
     run(main())
 
 
 def test_streamed_request_body_is_sent_with_its_length(make_client: Any) -> None:
-    async def parts() -> Any:
-        for p in (b"ab", b"cd", b"ef"):
-            yield p
-
     async def main() -> None:
         async with Server(ok()) as srv:
-            await fetch(make_client(), srv.url, content=parts())
+            client = make_client()
+            if client.sync:
+                parts: Any = iter([b"ab", b"cd", b"ef"])
+            else:
+                async def agen() -> Any:
+                    for p in (b"ab", b"cd", b"ef"):
+                        yield p
+                parts = agen()
+            assert (await client.get(srv.url, content=parts)).body == b"hello"
             head, body = srv.requests[0].split(b"\r\n\r\n", 1)
             assert body == b"abcdef" and b"content-length: 6" in head.lower() and b"transfer-encoding" not in head.lower()
     run(main())
@@ -282,19 +351,19 @@ def test_head_requests_go_through_httpx_own_transport(make_client: Any) -> None:
 
     async def main() -> None:
         async with Server(head) as srv:
-            r = await make_client().head(srv.url)
+            r = await make_client().request("HEAD", srv.url)
             assert r.status_code == 200 and r.content == b""
     run(main())
 
 
 def test_lean_client_builds_the_request_httpx_would() -> None:
-    plain, lean = httpx.AsyncClient(), LeanAsyncClient(transport=LeanTransport())
     args = ("POST", "https://api.example.com/v1/chat/completions?x=1")
     kw: dict[str, Any] = {"headers": {"authorization": "Bearer k", "x-extra": "v"}, "json": {"a": [1, "ü"], "b": None},
                           "timeout": httpx.Timeout(3.0, read=7.0)}
-    a, b = plain.build_request(*args, **kw), lean.build_request(*args, **kw)
-    assert (a.method, a.url, a.content, a.extensions) == (b.method, b.url, b.content, b.extensions)
-    assert sorted(a.headers.multi_items()) == sorted(b.headers.multi_items())
+    for plain, lean in ((httpx.AsyncClient(), LeanAsyncClient(LeanTransport())), (httpx.Client(), LeanClient(SyncLeanTransport()))):
+        a, b = plain.build_request(*args, **kw), lean.build_request(*args, **kw)
+        assert (a.method, a.url, a.content, a.extensions) == (b.method, b.url, b.content, b.extensions)
+        assert sorted(a.headers.multi_items()) == sorted(b.headers.multi_items())
 
 
 def test_pooled_async_client_is_lean_unless_a_proxy_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -303,10 +372,11 @@ def test_pooled_async_client_is_lean_unless_a_proxy_is_configured(monkeypatch: p
 
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(run(pooled()), LeanAsyncClient)
+    monkeypatch.setattr(_http, "_sync", None)
+    assert isinstance(run(pooled()), LeanAsyncClient) and isinstance(_http.sync_client(), LeanClient)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    client = run(pooled())
-    assert type(client) is httpx.AsyncClient
+    monkeypatch.setattr(_http, "_sync", None)
+    assert type(run(pooled())) is httpx.AsyncClient and type(_http.sync_client()) is httpx.Client
 
 
 def test_https_with_a_verified_certificate(tmp_path: Any, make_client: Any) -> None:
@@ -330,10 +400,10 @@ def test_https_with_a_verified_certificate(tmp_path: Any, make_client: Any) -> N
         try:
             trusting = make_client(verify=ssl.create_default_context(cafile=str(cert)))
             for _ in range(2):
-                assert (await fetch(trusting, f"https://localhost:{port}/"))[1] == b"secret"
+                assert (await trusting.get(f"https://localhost:{port}/")).body == b"secret"
             assert srv.connections == 1
-            with pytest.raises(httpx.ConnectError):  # the system store does not know this certificate
-                await fetch(make_client(), f"https://localhost:{port}/")
+            # The system's trust store does not know this certificate.
+            assert isinstance((await make_client().get(f"https://localhost:{port}/")).error, httpx.ConnectError)
         finally:
             srv.server.close()
     run(main())

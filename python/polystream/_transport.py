@@ -1,94 +1,123 @@
-"""LeanTransport: the async httpx transport polystream's pooled client uses.
+"""LeanTransport / SyncLeanTransport: the httpx transports of polystream's pooled clients.
 
-HTTP/1.1 keep-alive connections over asyncio protocols, responses parsed by httptools (llhttp,
-in C). httpx's default transport (httpcore + h11 + anyio) costs about 1 ms of CPU per streaming
-request on a small VM, mostly per-event and per-read bookkeeping: cancel scopes, h11's
-pure-Python state machine, one async hop per body piece. Here a read is one `data_received`
-callback that feeds the parser, and a reader waiting on the body wakes once per socket read,
-taking every piece that arrived as one `bytes`. That is what a proxy relaying thousands of
-streams needs. It is still httpx: the client, its request building, timeouts and exceptions.
+Keep-alive HTTP/1.1 connections, responses parsed by httptools (llhttp, in C). httpx's default
+transport (httpcore + h11 + anyio) costs about 1 ms of CPU per streaming request on a small VM,
+and a few µs per body piece: cancel scopes, h11's pure-Python state machine, one iteration per
+HTTP chunk. Here one socket read feeds the parser, and the reader takes everything that arrived
+as one `bytes`: a stream of small events costs one wakeup per read, not one per event. The
+async transport runs on asyncio protocols, the sync one on blocking sockets. It is still httpx:
+the clients, requests, responses, timeouts and exceptions are httpx's.
 
-What it does not do, it hands to httpx's own transport: HEAD (llhttp cannot be told a response
+What they do not do, they hand to httpx's own transport: HEAD (llhttp cannot be told a response
 has no body), CONNECT and upgrades, schemes other than http/https. HTTP/2 is not offered (ALPN
 says http/1.1), as with httpx's default. Proxies are not spoken: with a proxy in the environment
-the pooled client uses httpx's own transport (see _http.py). Timeouts come from the request (`connect`, and `read` for every wait for
-bytes); a stalled upstream fails with httpx.ReadTimeout as it would under httpcore.
+the pooled clients are plain httpx ones (see _http.py). Timeouts come from the request: connect,
+write, and read for every wait for bytes, so a stalled upstream fails with httpx.ReadTimeout as
+it would under httpcore.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import select
+import socket
 import ssl
+import threading
 import time
-from collections import deque
 from typing import Any
 
 import httpx
 import httptools
 
-__all__ = ["LeanTransport"]
+__all__ = ["LeanTransport", "SyncLeanTransport"]
 
-_HIGH_WATER = 1 << 20  # unread body bytes before the socket is paused (a slow consumer)
-_LOW_WATER = 1 << 18
+# Reads are at most _READ bytes, and a reader takes about that much at a time. The decoder turns
+# each take into chunk objects at once, so this bounds what one stream holds decoded (~25
+# chunks): an async process may run hundreds of streams (100 streams stay under 60 MB). A sync
+# stream has a thread to itself, so it reads more per system call. An async connection stops
+# reading at _HIGH_WATER unread bytes.
+_READ = 1 << 13
+_SYNC_READ = 1 << 15
+_HIGH_WATER = 2 * _READ
+
+Origin = tuple[str, str, int]
 
 
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: parses whatever arrives; a reader takes the body pieces."""
+class _Exchange:
+    """One connection's HTTP/1.1 parsing state: what has arrived of the current response.
+    Bytes go in through `feed` / `eof`; a reader takes the head, then the body with `take`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
+    def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
         self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.complete = False
         self.until_eof = False  # the body is delimited by the connection closing
-        self.error: Exception | None = None
-        self.body: deque[bytes] = deque()
-        self.buffered = 0
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.received = False  # any byte of this response arrived
         self.keep_alive = False
+        self.error: Exception | None = None
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.received = False  # any byte of this response arrived
 
-    # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self.complete:  # bytes nobody asked for (no request is pipelined): not reusable
-            self._fail(httpx.RemoteProtocolError("unexpected bytes after a complete response"))
+            self.fail(httpx.RemoteProtocolError("unexpected bytes after a complete response"))
             return
         self.received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(httpx.RemoteProtocolError("the server switched protocols unasked"))
+            self.fail(httpx.RemoteProtocolError("the server switched protocols unasked"))
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
-        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
+            self.fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def eof(self, exc: Exception | None = None) -> None:
         self.closed = True
-        if not self.complete and self.error is None:
-            if self.headers_done and self.until_eof:
-                self.complete = True  # a body without length or chunking ends with the connection
-            else:
-                self.error = httpx.RemoteProtocolError(
-                    "the server closed the connection before the response was complete"
-                    if self.headers_done or self.received else "the server closed the connection without a response"
-                ) if exc is None else httpx.ReadError(f"connection lost: {exc!r}")
-        self._wake()
+        if self.complete or self.error is not None:
+            return
+        if self.headers_done and self.until_eof and exc is None:
+            self.complete = True  # a body without length or chunking ends with the connection
+        elif exc is not None:
+            self.error = httpx.ReadError(f"connection lost: {exc!r}")
+        else:
+            self.error = httpx.RemoteProtocolError(
+                "the server closed the connection before the response was complete"
+                if self.received else "the server closed the connection without a response")
+
+    def take(self, limit: int) -> bytes:
+        """The body bytes that arrived since the last take, as one bytes: all of them, or whole
+        pieces up to about `limit` bytes."""
+        body = self.body
+        if self.buffered <= limit:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
+        else:
+            k, size = 0, 0
+            while size < limit:
+                size += len(body[k])
+                k += 1
+            data = b"".join(body[:k])
+            del body[:k]
+        self.buffered -= len(data)
+        return data
+
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and self.error is None
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     # -- httptools callbacks
     def on_status(self, status: bytes) -> None:
@@ -116,9 +145,42 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
         self.complete = True
 
-    # -- for the transport
-    def _fail(self, error: Exception) -> None:
-        self.error = error
+    def response(self, stream: Any) -> httpx.Response:
+        return httpx.Response(self.status, headers=self.headers, stream=stream,
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": self.reason})
+
+
+class _Connection(_Exchange, asyncio.BufferedProtocol):
+    """An asyncio connection: each socket read (into our own _READ-byte buffer) is parsed at
+    once; a reader waiting for the body wakes once per read, not once per piece."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+        self.buffer = memoryview(bytearray(_READ))
+        super().__init__()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.feed(self.buffer[:nbytes])
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof(exc)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
         if self.transport is not None:
             self.transport.close()
 
@@ -127,7 +189,7 @@ class _Connection(asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(None)
 
-    async def wait(self, timeout: float | None) -> None:
+    async def _wait(self, timeout: float | None) -> None:
         """Until more arrives (or the connection ends); httpx.ReadTimeout after `timeout`."""
         fut = self.waiter = self.loop.create_future()
         timer = self.loop.call_later(timeout, _expire, fut) if timeout is not None else None
@@ -142,7 +204,7 @@ class _Connection(asyncio.Protocol):
         while not self.headers_done:
             if self.error is not None:
                 raise self.error
-            await self.wait(timeout)
+            await self._wait(timeout)
 
     async def read(self, timeout: float | None) -> bytes:
         """The body bytes that arrived since the last read (b"" at the end)."""
@@ -151,23 +213,11 @@ class _Connection(asyncio.Protocol):
                 raise self.error
             if self.complete:
                 return b""
-            await self.wait(timeout)
-        body = self.body
-        data = body.popleft() if len(body) == 1 else b"".join(body)
-        body.clear()
-        self.buffered = 0
+            await self._wait(timeout)
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return data
-
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed and self.error is None
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        return self.take(_READ)
 
 
 def _expire(fut: asyncio.Future[None]) -> None:
@@ -175,8 +225,65 @@ def _expire(fut: asyncio.Future[None]) -> None:
         fut.set_exception(httpx.ReadTimeout("no bytes from the server within the read timeout"))
 
 
+class _SyncConnection(_Exchange):
+    """A blocking socket: one recv of up to _SYNC_READ bytes per read, whatever it holds."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        super().__init__()
+
+    def _fill(self, timeout: float | None) -> None:
+        try:
+            self.sock.settimeout(timeout)
+            data = self.sock.recv(_SYNC_READ)
+        except socket.timeout:
+            raise httpx.ReadTimeout("no bytes from the server within the read timeout") from None
+        except OSError as exc:
+            self.eof(exc)
+            return
+        if data:
+            self.feed(data)
+        else:
+            self.eof()
+
+    def head(self, timeout: float | None) -> None:
+        while not self.headers_done:
+            if self.error is not None:
+                raise self.error
+            self._fill(timeout)
+
+    def read(self, timeout: float | None) -> bytes:
+        while not self.body:
+            if self.error is not None:
+                raise self.error
+            if self.complete:
+                return b""
+            self._fill(timeout)
+        return self.take(_SYNC_READ)
+
+    def stale(self) -> bool:
+        """Did the server close this idle connection (or send something unasked)? A readable idle
+        socket means one or the other; with TLS it may also be a record with no data (a session
+        ticket), which is fine."""
+        if self.closed or not select.select([self.sock], [], [], 0)[0]:
+            return self.closed
+        try:
+            self.sock.setblocking(False)
+            self.sock.recv(1)  # b"" (closed) or a byte nobody asked for: either way, done
+            return True
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, pool: LeanTransport, origin: tuple[str, str, int], conn: _Connection, timeout: float | None) -> None:
+    def __init__(self, pool: LeanTransport, origin: Origin, conn: _Connection, timeout: float | None) -> None:
         self.pool, self.origin, self.conn, self.timeout = pool, origin, conn, timeout
 
     async def __aiter__(self) -> Any:
@@ -188,23 +295,78 @@ class _Body(httpx.AsyncByteStream):
             yield data
 
     async def aclose(self) -> None:
-        self.pool._release(self.origin, self.conn)
+        self.pool._pool.release(self.origin, self.conn)
 
 
-class LeanTransport(httpx.AsyncBaseTransport):
-    """A pool of keep-alive HTTP/1.1 connections per origin (see the module doc).
+class _SyncBody(httpx.SyncByteStream):
+    def __init__(self, pool: SyncLeanTransport, origin: Origin, conn: _SyncConnection, timeout: float | None) -> None:
+        self.pool, self.origin, self.conn, self.timeout = pool, origin, conn, timeout
 
-    `max_idle_per_origin` idle connections are kept per origin, each for at most
-    `keepalive_expiry` seconds; connections in use are not limited (the callers are)."""
+    def __iter__(self) -> Any:
+        conn, timeout = self.conn, self.timeout
+        while True:
+            data = conn.read(timeout)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self.pool._pool.release(self.origin, self.conn)
+
+
+class _Pool:
+    """Idle keep-alive connections per origin: at most `max_idle` each, for at most `expiry`
+    seconds. Connections in use are not counted or limited (the callers are). Thread-safe, for
+    the sync client shared by threads."""
+
+    def __init__(self, max_idle: int, expiry: float) -> None:
+        self.idle: dict[Origin, list[Any]] = {}
+        self.max_idle, self.expiry = max_idle, expiry
+        self.lock = threading.Lock()
+
+    def checkout(self, origin: Origin) -> Any:
+        now = time.monotonic()
+        while True:
+            with self.lock:
+                idle = self.idle.get(origin)
+                if not idle:
+                    return None
+                conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self.expiry and not getattr(conn, "stale", bool)():
+                conn.reset()
+                return conn
+            conn.close()
+
+    def release(self, origin: Origin, conn: Any) -> None:
+        """The response is closed: keep its connection if the whole message was read, else drop it
+        (unread bytes would corrupt the next response)."""
+        if conn.closed:
+            return
+        if conn.reusable():
+            conn.idle_since = time.monotonic()
+            with self.lock:
+                idle = self.idle.setdefault(origin, [])
+                if len(idle) < self.max_idle:
+                    idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        with self.lock:
+            conns = [c for idle in self.idle.values() for c in idle]
+            self.idle.clear()
+        for c in conns:
+            c.close()
+
+
+class _Lean:
+    """What both transports share: settings, the TLS context, which requests they take."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool | str = True, max_idle_per_origin: int = 100,
                  keepalive_expiry: float = 30.0) -> None:
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._max_idle = max_idle_per_origin
-        self._expiry = keepalive_expiry
-        self._fallback: httpx.AsyncHTTPTransport | None = None
+        self._pool = _Pool(max_idle_per_origin, keepalive_expiry)
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -216,39 +378,38 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 self._ssl.set_alpn_protocols(["http/1.1"])
         return self._ssl
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    @staticmethod
+    def _origin(request: httpx.Request) -> Origin | None:
+        """Where to connect, or None for what httpx's own transport should do."""
         url = request.url
         if url.scheme not in ("http", "https") or request.method in ("HEAD", "CONNECT") or "upgrade" in request.headers:
+            return None
+        return (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+
+
+class LeanTransport(_Lean, httpx.AsyncBaseTransport):
+    """The async transport: keep-alive HTTP/1.1 over asyncio protocols (see the module doc)."""
+
+    _fallback: httpx.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = self._origin(request)
+        if origin is None:
             if self._fallback is None:
                 self._fallback = httpx.AsyncHTTPTransport(verify=self._verify)
             return await self._fallback.handle_async_request(request)
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout") or {}
         body = await request.aread()
-        conn = self._checkout(origin) or await self._connect(origin, timeouts.get("connect"))
+        conn = self._pool.checkout(origin) or await self._connect(origin, timeouts.get("connect"))
         try:
-            conn.transport.write(_head(request, body) + body)  # type: ignore[union-attr]
+            conn.transport.write(_head(request, body) + body)
             await conn.head(timeouts.get("read"))
         except BaseException:
             conn.close()
             raise
-        return httpx.Response(
-            conn.status, headers=conn.headers, stream=_Body(self, origin, conn, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": conn.reason},
-        )
+        return conn.response(_Body(self, origin, conn, timeouts.get("read")))
 
-    def _checkout(self, origin: tuple[str, str, int]) -> _Connection | None:
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self._expiry:
-                conn._reset()
-                return conn
-            conn.close()
-        return None
-
-    async def _connect(self, origin: tuple[str, str, int], timeout: float | None) -> _Connection:
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         tls = self._ssl_context() if scheme == "https" else None
@@ -264,25 +425,59 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn
 
-    def _release(self, origin: tuple[str, str, int], conn: _Connection) -> None:
-        """The response is closed: keep its connection if the whole message was read, else drop it
-        (unread bytes would corrupt the next response)."""
-        if conn.closed:
-            return
-        idle = self._idle.setdefault(origin, [])
-        if conn.reusable() and len(idle) < self._max_idle:
-            conn.idle_since = time.monotonic()
-            idle.append(conn)
-        else:
-            conn.close()
-
     async def aclose(self) -> None:
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
-        self._idle.clear()
+        self._pool.close()
         if self._fallback is not None:
             await self._fallback.aclose()
+
+
+class SyncLeanTransport(_Lean, httpx.BaseTransport):
+    """The sync transport: keep-alive HTTP/1.1 over blocking sockets, for the sync client.
+    One recv per read, so a stream of small events costs one read per batch that
+    arrived, not one per event."""
+
+    _fallback: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        origin = self._origin(request)
+        if origin is None:
+            if self._fallback is None:
+                self._fallback = httpx.HTTPTransport(verify=self._verify)
+            return self._fallback.handle_request(request)
+        timeouts = request.extensions.get("timeout") or {}
+        body = request.read()
+        conn = self._pool.checkout(origin) or self._connect(origin, timeouts.get("connect"))
+        try:
+            conn.sock.settimeout(timeouts.get("write"))
+            try:
+                conn.sock.sendall(_head(request, body) + body)
+            except socket.timeout:
+                raise httpx.WriteTimeout("sending the request timed out") from None
+            except OSError as exc:
+                raise httpx.WriteError(f"sending the request failed: {exc}") from exc
+            conn.head(timeouts.get("read"))
+        except BaseException:
+            conn.close()
+            raise
+        return conn.response(_SyncBody(self, origin, conn, timeouts.get("read")))
+
+    def _connect(self, origin: Origin, timeout: float | None) -> _SyncConnection:
+        scheme, host, port = origin
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock = self._ssl_context().wrap_socket(sock, server_hostname=host)
+        except socket.timeout:
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port} took over {timeout} s") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+        return _SyncConnection(sock)
+
+    def close(self) -> None:
+        self._pool.close()
+        if self._fallback is not None:
+            self._fallback.close()
 
 
 def _head(request: httpx.Request, body: bytes) -> bytes:
