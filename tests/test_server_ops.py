@@ -306,18 +306,39 @@ def test_showcase_command() -> None:
 
 
 def test_access_log_with_a_key_in_the_url(replay: ReplayServer, caplog: pytest.LogCaptureFixture) -> None:
-    """uvicorn's access formatter reads record.args by position: redaction must keep them usable."""
+    """One access line per request on polystream.access (uvicorn's own is off), for the Starlette
+    routes and the lean chat route alike, written once the response is complete: client address,
+    method, path, status; a key in the query string masked, headers never written."""
     caplog.set_level(logging.INFO)
-    access = logging.getLogger("uvicorn.access")
+    replay.reset()
+    replay.serve_fixture("openai", Reply(upstream_body("Logged."), split="event"))
     cfg = _config(replay)
     with ServerThread(create_app(cfg, service_for(cfg)), log_level="info") as server:
-        access.addHandler(caplog.handler)
-        try:
-            httpx.get(server.url + "/v1/models?key=AIzaLEAKED12345", headers={"authorization": f"Bearer {USER_A}"})
-            time.sleep(0.2)
-            lines = [h.format(r) for h in access.handlers if h is not caplog.handler
-                     for r in caplog.records if r.name == "uvicorn.access"]
-        finally:
-            access.removeHandler(caplog.handler)
-    assert lines and all("/v1/models" in line and "AIzaLEAKED12345" not in line for line in lines), lines
-    assert "AIzaLEAKED12345" not in caplog.text
+        httpx.get(server.url + "/v1/models?key=AIzaLEAKED12345", headers={"authorization": f"Bearer {USER_A}"})
+        with httpx.stream("POST", server.url + "/v1/chat/completions", headers={"authorization": f"Bearer {USER_B}"},
+                          json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": True}) as r:
+            assert r.status_code == 200
+            r.read()
+        httpx.post(server.url + "/chat/completions", json={"model": "gpt-test", "messages": []},
+                   headers={"x-api-key": USER_A})
+        deadline = time.monotonic() + 2
+        while len([r for r in caplog.records if r.name == "polystream.access"]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    lines = [r.getMessage() for r in caplog.records if r.name == "polystream.access"]
+    assert not [r for r in caplog.records if r.name == "uvicorn.access"]
+    assert len(lines) == 3, lines
+    models, chat, bad = lines
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /v1/models\?key=\[REDACTED\] HTTP/1\.1" 200', models), models
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "POST /v1/chat/completions HTTP/1\.1" 200', chat), chat
+    assert re.fullmatch(r'127\.0\.0\.1:\d+ - "POST /chat/completions HTTP/1\.1" 400', bad), bad
+    for key in (*ALL_KEYS, "AIzaLEAKED12345"):
+        assert key not in caplog.text, key
+
+
+def test_access_log_follows_log_level(replay: ReplayServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    cfg = _config(replay)
+    with ServerThread(create_app(cfg, service_for(cfg)), log_level="warning") as server:
+        assert httpx.get(server.url + "/health/liveliness").status_code == 200
+        assert httpx.post(server.url + "/v1/chat/completions", json={}).status_code == 401
+    assert not [r for r in caplog.records if r.name in ("polystream.access", "uvicorn.access")]

@@ -1,6 +1,6 @@
 """The proxy: a Starlette app under uvicorn (`polystream serve`).
 
-    create_app(config=None, service=None) -> Starlette     config None: the embedded default
+    create_app(config=None, service=None) -> ProxyApp      a Starlette; config None: the embedded default
     serve(config_path, host, port)                         blocking, like `polystream serve`
     ServerThread(app).start() / .url / .stop()             in-process server on a free port
                                                            (tests, the showcase, benchmarks)
@@ -8,6 +8,9 @@
 Routes: see routes_chat.py and routes_responses.py, plus GET /v1/models, /health,
 /health/liveliness, /health/readiness (checks the store) and /metrics. Every path is also served
 without its /v1 prefix, as LiteLLM does.
+
+`POST /v1/chat/completions` (the hot path) is taken before Starlette's middleware and routing,
+by `ProxyApp.__call__`; everything else goes through Starlette.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import inspect
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,13 +33,13 @@ from starlette.routing import Route
 
 from ..background import StoreUnavailable
 from . import routes_chat, routes_responses
-from .auth import Authenticator, install_redaction, redact
-from .common import ClientGone, ServerState, authenticate, json_response, state
+from .auth import Authenticator, install_redaction
+from .common import ClientGone, ServerState, authenticate, error_reply, internal_error, json_response, state
 from .config import ProxyConfig, embedded_default, load_config
-from .errors import ProxyError, error_response, store_unavailable
-from .metrics import Metrics, MetricsMiddleware
+from .errors import ProxyError, store_unavailable
+from .metrics import ACCESS_LOGGER, Metrics, MetricsMiddleware, log_access
 
-__all__ = ["create_app", "build_service", "serve", "ServerThread"]
+__all__ = ["create_app", "build_service", "serve", "ServerThread", "ProxyApp"]
 
 log = logging.getLogger("polystream.server")
 
@@ -135,9 +138,7 @@ async def metrics(request: Request) -> Response:
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProxyError)
-    state(request).metrics.error(exc.type)
-    exc.message = redact(exc.message)  # upstream messages may quote URLs or headers
-    return error_response(exc)
+    return error_reply(exc, state(request).metrics)
 
 
 async def _store_down(request: Request, exc: Exception) -> Response:
@@ -157,16 +158,57 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return await _proxy_error(request, ProxyError(500, "Internal error in the proxy.", "server_error", None, "internal_error"))
+    return error_reply(internal_error(exc, request.method, request.url.path), state(request).metrics)
 
 
 # ---------------------------------------------------------------- the app
 
+# Served as plain ASGI by ProxyApp: path → handler(state, scope, receive, send) -> status sent.
+Lean = Callable[[ServerState, dict[str, Any], Any, Any], Awaitable[int]]
+_LEAN: dict[str, Lean] = {path: routes_chat.chat_completions for path in routes_chat.PATHS}
+
+
+class ProxyApp(Starlette):
+    """The Starlette app, with a front door for the lean routes: a POST to one of their paths goes
+    straight to its handler, which reads `receive` and writes `send` itself, and is counted here
+    (metrics, access line) with the status it returns. No Request object, routing table,
+    middleware stack or per-message `send` wrapper on the way.
+
+    Starlette's table lists the lean paths too, so other methods get their 405, a trailing slash
+    its redirect, and a scope this door passes over (a root_path) is still served, and counted by
+    MetricsMiddleware."""
+
+    def __init__(self, st: ServerState, lean: Mapping[str, Lean], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.polystream, self._lean = st, lean
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            handler = self._lean.get(scope["path"])
+            if handler is not None:
+                status = 500
+                try:
+                    status = await handler(self.polystream, scope, receive, send)
+                finally:
+                    self.polystream.metrics.request(scope["path"], "POST", status)
+                    log_access(scope, status)
+                return
+        await super().__call__(scope, receive, send)
+
+
+class _LeanRoute:
+    """A lean handler as a Starlette route's ASGI app (for the cases ProxyApp passes over)."""
+
+    def __init__(self, handler: Lean) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.handler(scope["app"].polystream, scope, receive, send)
+
 
 def _routes() -> list[Route]:
-    table = [
-        ("/chat/completions", routes_chat.chat_completions, ["POST"]),
+    table: list[tuple[str, Callable[..., Any], list[str]]] = [
+        ("/chat/completions", _LeanRoute(routes_chat.chat_completions), ["POST"]),
         ("/responses", routes_responses.create, ["POST"]),
         ("/responses/{response_id}", routes_responses.retrieve, ["GET"]),
         ("/responses/{response_id}", routes_responses.delete, ["DELETE"]),
@@ -185,7 +227,7 @@ def _routes() -> list[Route]:
     return out
 
 
-def create_app(config: ProxyConfig | None = None, service: Any = None, *, background: bool = True) -> Starlette:
+def create_app(config: ProxyConfig | None = None, service: Any = None, *, background: bool = True) -> ProxyApp:
     """The ASGI app. `service`: a ResponsesService to use instead of building one from `config`
     (the app starts and closes whichever it has); `background=False` runs without one."""
     config = config or embedded_default()
@@ -209,7 +251,9 @@ def create_app(config: ProxyConfig | None = None, service: Any = None, *, backgr
             if st.service is not None and hasattr(st.service, "close"):
                 await _maybe_await(st.service.close())
 
-    app = Starlette(
+    app = ProxyApp(
+        st,
+        _LEAN,
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={
@@ -223,6 +267,7 @@ def create_app(config: ProxyConfig | None = None, service: Any = None, *, backgr
     app.state.polystream = st
     app.add_middleware(MetricsMiddleware, metrics=st.metrics)
     install_redaction()
+    install_redaction((ACCESS_LOGGER,))  # a query string may carry a key (?key=…)
     return app
 
 
@@ -235,9 +280,12 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str = "info") -> 
     # lifespan "on": a failing startup (bad Redis URL, …) must stop the server, not be ignored.
     # Keep idle connections longer than clients' pools do (httpx: 5 s, like uvicorn's default):
     # equal timeouts race, and a client reusing a connection the server is closing gets a reset.
+    # uvicorn's access log is off: we write our own (metrics.log_access), at the level given here,
+    # as uvicorn did for its own.
+    logging.getLogger(ACCESS_LOGGER).setLevel(log_level.upper())
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                           timeout_graceful_shutdown=5, server_header=False, timeout_keep_alive=75,
-                          backlog=4096)
+                          backlog=4096, access_log=False)
 
 
 def serve(config_path: str | None = None, host: str = "127.0.0.1", port: int = 4000, log_level: str = "info") -> None:

@@ -8,15 +8,25 @@ Exposed at GET /metrics in the text exposition format (version 0.0.4):
     polystream_errors_total{type}                        counter (error type as sent to the client)
     polystream_background_jobs_total{status}             counter (queued on create, cancelled, deleted)
     polystream_background_jobs{status}                   gauge: responses this process is producing
+
+Also the access log: one line per request at INFO on the "polystream.access" logger, in uvicorn's
+format, written once the response is complete. uvicorn's own access log is off: it wrote its line
+when the response started, in front of the first chunk. No headers are logged; the query string
+is, masked by the redaction filter like every other line.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+__all__ = ["ACCESS_LOGGER", "Metrics", "MetricsMiddleware", "log_access"]
+
+ACCESS_LOGGER = "polystream.access"
+_access = logging.getLogger(ACCESS_LOGGER)
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -109,12 +119,27 @@ class Metrics:
         return ("\n".join(out) + "\n").encode()
 
 
+def log_access(scope: Mapping[str, Any], status: int) -> None:
+    """`127.0.0.1:50672 - "POST /v1/chat/completions HTTP/1.1" 200`, as uvicorn writes it."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    client = scope.get("client")
+    path = quote(scope["path"])  # quoted: a decoded %0A must not start a line of its own
+    query = scope.get("query_string")
+    if query:
+        path += "?" + query.decode("ascii", "replace")
+    _access.info('%s - "%s %s HTTP/%s" %d', "%s:%d" % tuple(client) if client else "", scope["method"], path,
+                 scope.get("http_version", "1.1"), status)
+
+
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 class MetricsMiddleware:
-    """Counts requests by route template and status. Plain ASGI (Starlette's BaseHTTPMiddleware
-    costs a task and a queue hop per message; LiteLLM found it eating half its CPU)."""
+    """Counts requests by route template and status, and writes the access line, for the routes
+    Starlette serves. Plain ASGI (Starlette's BaseHTTPMiddleware costs a task and a queue hop per
+    message; LiteLLM found it eating half its CPU). The chat route does not come through here:
+    `ProxyApp` counts it with the status the handler returns, with no `send` wrapper."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -137,3 +162,4 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             self.metrics.request(getattr(route, "path", "unmatched"), scope["method"], status)
+            log_access(scope, status)

@@ -8,22 +8,38 @@ status (see errors.py). The client disconnecting closes the upstream request.
 
 The usage chunk (`choices: []`) is relayed only when the client asked for it with
 `stream_options.include_usage`, as OpenAI does; the provider call always requests usage.
+
+Served as plain ASGI in front of Starlette (see `ProxyApp` in app.py): no routing table, middleware
+stack or Request object per call, and no `send` wrappers per chunk.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers
 
 from ..client import acompletion
-from .common import ClientGone, SSEResponse, authenticate, json_response, read_json, state, unless_disconnected
+from .auth import Principal
+from .common import (
+    ClientGone,
+    DisconnectWatch,
+    ServerState,
+    aclose_quietly,
+    error_reply,
+    internal_error,
+    json_response,
+    read_json_body,
+    relay,
+)
+from .config import ProxyConfig
 from .errors import ProxyError, bad_request, from_exception, unknown_model
 
 ROUTE = "/v1/chat/completions"
+PATHS = (ROUTE, "/chat/completions")
+T = TypeVar("T")
 
 # Call settings that only the config may set: a client choosing api_base could send the proxy's
 # provider key anywhere; the rest are polystream internals, not OpenAI parameters.
@@ -82,18 +98,53 @@ def check_bool(body: dict[str, Any], name: str = "stream") -> bool:
     return bool(value)
 
 
-def resolve(request: Request, name: str) -> tuple[str, dict[str, Any]]:
+def resolve(config: ProxyConfig, name: str) -> tuple[str, dict[str, Any]]:
     try:
-        return state(request).config.models.resolve(name)
+        return config.models.resolve(name)
     except KeyError:
         raise unknown_model(name) from None
 
 
-async def chat_completions(request: Request) -> Response:
-    st = state(request)
-    started = request.scope.get("polystream.started") or time.monotonic()
-    principal = authenticate(request)
-    body = await read_json(request, st.config.max_body_bytes)
+async def chat_completions(st: ServerState, scope: dict[str, Any], receive: Any, send: Any) -> int:
+    """The endpoint, as an ASGI app that also gets the server state. Returns the status it sent
+    (499: the client left before the answer, which then went nowhere); whoever calls it counts
+    the request and writes the access line."""
+    started = time.monotonic()
+    upstream = None
+    try:
+        headers = Headers(scope=scope)
+        principal = st.auth.authenticate(headers)
+        body = await read_json_body(receive, headers, st.config.max_body_bytes)
+        stream, include_usage, call = _prepare(st, principal, body)
+        if not stream:
+            with DisconnectWatch(receive):
+                done = await _upstream(_complete(call))
+            st.metrics.first_token(ROUTE, time.monotonic() - started)
+            await json_response(done)(scope, receive, send)
+            return 200
+        # One watch from the wait for the first chunk to the end of the relay: the client
+        # leaving at any point cancels whatever is awaited, and the upstream is closed below.
+        with DisconnectWatch(receive):
+            upstream = await _upstream(call)
+            end = await relay(send, upstream, _frame if include_usage else _frame_without_usage, ROUTE, st.metrics,
+                              started, _DONE)
+        await send({"type": "http.response.body", "body": end, "more_body": False})
+        return 200
+    except ClientGone:
+        return 200 if upstream is not None else 499
+    except Exception as exc:
+        if upstream is not None:
+            raise  # the headers are out (relay reports the source's failures in-band): the server's to handle
+        err = exc if isinstance(exc, ProxyError) else internal_error(exc, scope["method"], scope["path"])
+        await error_reply(err, st.metrics)(scope, receive, send)
+        return err.status
+    finally:
+        if upstream is not None:
+            await aclose_quietly(upstream)
+
+
+def _prepare(st: ServerState, principal: Principal, body: dict[str, Any]) -> tuple[bool, bool, Any]:
+    """Checks the body; (stream, include_usage, the provider call not yet awaited)."""
     name = check_model(body.get("model"))
     messages = _check_messages(body.get("messages"))
     stream = check_bool(body)
@@ -103,26 +154,18 @@ async def chat_completions(request: Request) -> Response:
     include_usage = bool((options or {}).get("include_usage"))
     params = check_params(body, ("model", "messages", "stream", "stream_options"))
     principal.check_model(name)
-    model, kwargs = resolve(request, name)
+    model, kwargs = resolve(st.config, name)
     # Always a streaming call: the first chunk is read before acompletion returns, so failures
     # before any output still get a proper status code.
-    call = acompletion(model, messages, stream=True, **{**kwargs, **params})
-    if stream:
-        try:
-            upstream = await unless_disconnected(request, call)
-        except ClientGone:
-            raise
-        except Exception as exc:
-            raise from_exception(exc) from exc
-        return SSEResponse(_sse(upstream, include_usage), ROUTE, st.metrics, started)
+    return stream, include_usage, acompletion(model, messages, stream=True, **{**kwargs, **params})
+
+
+async def _upstream(work: Awaitable[T]) -> T:
+    """`work`, its failures as the errors the client gets (a status, before any output)."""
     try:
-        done = await unless_disconnected(request, _complete(call))
-    except ClientGone:
-        raise
+        return await work
     except Exception as exc:
         raise from_exception(exc) from exc
-    st.metrics.first_token(ROUTE, time.monotonic() - started)
-    return json_response(done)
 
 
 async def _complete(call: Any) -> Any:
@@ -135,16 +178,16 @@ async def _complete(call: Any) -> Any:
     return upstream.completion
 
 
-async def _sse(upstream: Any, include_usage: bool) -> AsyncIterator[bytes]:
-    """The relay loop: one string build and one write per chunk."""
-    try:
-        async for chunk in upstream:
-            text = chunk.to_json()
-            if not include_usage and '"choices":[]' in text:
-                continue
-            yield b"data: " + text.encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
-    finally:
-        await upstream.aclose()
+# The relay, one string build and one write per chunk; [DONE] goes out with the end of the body.
+_DONE = b"data: [DONE]\n\n"
 
 
+def _frame(chunk: Any) -> bytes:
+    return b"data: " + chunk.to_json().encode() + b"\n\n"
+
+
+def _frame_without_usage(chunk: Any) -> bytes | None:
+    text = chunk.to_json()
+    if '"choices":[]' in text:
+        return None
+    return b"data: " + text.encode() + b"\n\n"

@@ -63,7 +63,7 @@ def _check_body(request: Request, body: dict[str, Any]) -> tuple[bool, bool]:
     if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
         raise bad_request("`metadata` must be an object.", "metadata", "invalid_type")
     check_params(body, _OWN_FIELDS)
-    resolve(request, name)  # unknown model → 404 now, not a failed response later
+    resolve(state(request).config, name)  # unknown model → 404 now, not a failed response later
     return stream, background
 
 
