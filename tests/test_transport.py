@@ -162,19 +162,26 @@ def test_keep_alive_reuses_one_connection(make_client: Any) -> None:
     run(main())
 
 
+def chunked(pieces: list[bytes], *, one_write: bool = False) -> Handler:
+    """An SSE response with one HTTP chunk per piece: each written on its own, or all at once."""
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n")
+        framed = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
+        if one_write:
+            writer.write(b"".join(framed))
+        else:
+            for f in framed:
+                writer.write(f)
+                await writer.drain()
+        return True
+    return handler
+
+
 def test_chunked_body_arrives_whole_and_in_order(make_client: Any) -> None:
     pieces = [b"data: %d\n\n" % i for i in range(50)]
 
-    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n")
-        for p in pieces:
-            writer.write(b"%x\r\n%s\r\n" % (len(p), p))
-            await writer.drain()
-        writer.write(b"0\r\n\r\n")
-        return True
-
     async def main() -> None:
-        async with Server(handler) as srv:
+        async with Server(chunked(pieces)) as srv:
             client = make_client()
             for _ in range(2):
                 got = await client.get(srv.url)
@@ -186,13 +193,8 @@ def test_chunked_body_arrives_whole_and_in_order(make_client: Any) -> None:
 def test_reads_are_bounded_so_a_stream_never_decodes_a_flood_at_once(make_client: Any) -> None:
     piece = b"data: " + b"x" * 92 + b"\n\n"  # 100 bytes
 
-    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        writer.write(b"".join(b"64\r\n%s\r\n" % piece for _ in range(3000)) + b"0\r\n\r\n")  # 300 KB at once
-        return True
-
     async def main() -> None:
-        async with Server(handler) as srv:
+        async with Server(chunked([piece] * 3000, one_write=True)) as srv:  # 300 KB at once
             client = make_client()
             got = await client.get(srv.url)
             assert got.body == piece * 3000
