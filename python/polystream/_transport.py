@@ -402,6 +402,7 @@ class LeanTransport(_Lean, httpx.AsyncBaseTransport):
         body = await request.aread()
         conn = self._pool.checkout(origin) or await self._connect(origin, timeouts.get("connect"))
         try:
+            assert conn.transport is not None  # set by connection_made, before create_connection returns
             conn.transport.write(_head(request, body) + body)
             await conn.head(timeouts.get("read"))
         except BaseException:
