@@ -1,18 +1,22 @@
 //! Chunk objects that read like the openai SDK's (`chunk.choices[0].delta.content`).
 //!
-//! A chunk owns its decoded Rust struct; the nested objects are thin views that share it and build
-//! Python values only for the attributes actually read, so decoding a chunk costs one allocation
-//! on the Python side whatever its shape.
+//! A chunk owns its decoded Rust struct and makes no other Python object until `choices` is read
+//! (the proxy only serialises chunks). Reading `choices` builds the chunk's views at once: each
+//! choice, its delta and tool calls, with their plain attributes already Python objects in struct
+//! members ([`Member`]), since code that reads `choices` reads into them: every attribute read
+//! after that is a CPython struct-member read, not a call into Rust (~300 instructions each).
+//! Views are frozen, so this is invisible but for identity: `choice.delta is choice.delta`, as
+//! with the SDK's models. They share the Rust chunk for `to_dict()`, `repr()` and `logprobs`.
 
 use std::sync::Arc;
 
 use polystream_core::chunk::{ChatChunk, ChunkChoice as CoreChoice, ToolCallDelta};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
 use crate::convert::{to_py, to_record};
+use crate::objects::{add_members, list_from_iter, Member, OnceObject, TypeCache};
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("chunk types always serialise")
@@ -21,12 +25,15 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 #[pyclass(frozen, module = "polystream._core")]
 pub struct ChatCompletionChunk {
     pub inner: Arc<ChatChunk>,
-    choices: GILOnceCell<Py<PyList>>,
+    choices: OnceObject,
 }
 
 impl ChatCompletionChunk {
     pub fn new(inner: ChatChunk) -> Self {
-        ChatCompletionChunk { inner: Arc::new(inner), choices: GILOnceCell::new() }
+        Self::from_arc(Arc::new(inner))
+    }
+    pub fn from_arc(inner: Arc<ChatChunk>) -> Self {
+        ChatCompletionChunk { inner, choices: OnceObject::new() }
     }
 }
 
@@ -69,15 +76,13 @@ impl ChatCompletionChunk {
     fn service_tier(&self) -> Option<&str> {
         self.inner.service_tier.as_deref()
     }
+    /// Built on first access, with all the views under it (see the module doc).
     #[getter]
-    fn choices(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let list = self.choices.get_or_try_init(py, || -> PyResult<Py<PyList>> {
-            let views = (0..self.inner.choices.len())
-                .map(|i| Py::new(py, ChunkChoice { chunk: self.inner.clone(), i }))
-                .collect::<PyResult<Vec<_>>>()?;
-            Ok(PyList::new(py, views)?.unbind())
-        })?;
-        Ok(list.clone_ref(py))
+    fn choices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.choices.get_or_try_init(py, || {
+            let views = (0..self.inner.choices.len()).map(|i| Ok(ChunkChoice::new(py, &self.inner, i)?.into_any()));
+            Ok(list_from_iter(py, views)?.into_any())
+        })
     }
     #[getter]
     fn usage<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -111,13 +116,56 @@ impl ChatCompletionChunk {
     }
 }
 
+/// Register the views' struct-member attributes (see [`Member`]) on their classes.
+pub fn add_members(py: Python<'_>) -> PyResult<()> {
+    add_members!(py, ChunkChoice {
+        c"index" => index,
+        c"delta" => delta,
+        c"finish_reason" => finish_reason,
+        c"native_finish_reason" => native_finish_reason,
+    })?;
+    add_members!(py, ChoiceDelta {
+        c"role" => role,
+        c"content" => content,
+        c"reasoning_content" => reasoning_content,
+        c"refusal" => refusal,
+        c"tool_calls" => tool_calls,
+    })?;
+    add_members!(py, ChoiceDeltaToolCall { c"index" => index, c"id" => id, c"type" => kind, c"function" => function })?;
+    add_members!(py, ChoiceDeltaToolCallFunction { c"name" => name, c"arguments" => arguments })
+}
+
+// Chunks and views are made by the thousand: their type objects are looked up once.
+static CHOICE_TYPE: TypeCache<ChunkChoice> = TypeCache::new();
+static DELTA_TYPE: TypeCache<ChoiceDelta> = TypeCache::new();
+static TOOL_CALL_TYPE: TypeCache<ChoiceDeltaToolCall> = TypeCache::new();
+static FUNCTION_TYPE: TypeCache<ChoiceDeltaToolCallFunction> = TypeCache::new();
+pub static CHUNK_TYPE: TypeCache<ChatCompletionChunk> = TypeCache::new();
+
 #[pyclass(frozen, module = "polystream._core")]
 pub struct ChunkChoice {
     chunk: Arc<ChatChunk>,
     i: usize,
+    index: Member,
+    delta: Member<ChoiceDelta>,
+    finish_reason: Member,
+    /// The provider's own finish reason before mapping to OpenAI's values.
+    native_finish_reason: Member,
 }
 
 impl ChunkChoice {
+    fn new<'py>(py: Python<'py>, chunk: &Arc<ChatChunk>, i: usize) -> PyResult<Bound<'py, ChunkChoice>> {
+        let c = &chunk.choices[i];
+        let choice = ChunkChoice {
+            chunk: chunk.clone(),
+            i,
+            index: Member::new(c.index.into_pyobject(py)?.into_any()),
+            delta: Member::new(DELTA_TYPE.new_object(py, ChoiceDelta::new(py, chunk, i)?)?),
+            finish_reason: Member::opt_str(py, c.finish_reason.as_deref())?,
+            native_finish_reason: Member::opt_str(py, c.native_finish_reason.as_deref())?,
+        };
+        CHOICE_TYPE.new_object(py, choice)
+    }
     fn get(&self) -> &CoreChoice {
         &self.chunk.choices[self.i]
     }
@@ -125,23 +173,6 @@ impl ChunkChoice {
 
 #[pymethods]
 impl ChunkChoice {
-    #[getter]
-    fn index(&self) -> u32 {
-        self.get().index
-    }
-    #[getter]
-    fn delta(&self) -> ChoiceDelta {
-        ChoiceDelta { chunk: self.chunk.clone(), i: self.i }
-    }
-    #[getter]
-    fn finish_reason(&self) -> Option<&str> {
-        self.get().finish_reason.as_deref()
-    }
-    /// The provider's own finish reason before mapping to OpenAI's values.
-    #[getter]
-    fn native_finish_reason(&self) -> Option<&str> {
-        self.get().native_finish_reason.as_deref()
-    }
     #[getter]
     fn logprobs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.get().logprobs.as_ref().map(|l| to_record(py, l)).transpose()
@@ -158,9 +189,30 @@ impl ChunkChoice {
 pub struct ChoiceDelta {
     chunk: Arc<ChatChunk>,
     i: usize,
+    role: Member,
+    content: Member,
+    reasoning_content: Member,
+    refusal: Member,
+    tool_calls: Member,
 }
 
 impl ChoiceDelta {
+    fn new(py: Python<'_>, chunk: &Arc<ChatChunk>, i: usize) -> PyResult<Self> {
+        let d = &chunk.choices[i].delta;
+        let tool_calls = Member::opt(py, d.tool_calls.as_ref(), |calls| {
+            let views = (0..calls.len()).map(|j| Ok(ChoiceDeltaToolCall::new(py, chunk, i, j)?.into_any()));
+            Ok(list_from_iter(py, views)?.into_any())
+        })?;
+        Ok(ChoiceDelta {
+            chunk: chunk.clone(),
+            i,
+            role: Member::opt_str(py, d.role.as_deref())?,
+            content: Member::opt_str(py, d.content.as_deref())?,
+            reasoning_content: Member::opt_str(py, d.reasoning_content.as_deref())?,
+            refusal: Member::opt_str(py, d.refusal.as_deref())?,
+            tool_calls,
+        })
+    }
     fn get(&self) -> &polystream_core::chunk::Delta {
         &self.chunk.choices[self.i].delta
     }
@@ -168,30 +220,6 @@ impl ChoiceDelta {
 
 #[pymethods]
 impl ChoiceDelta {
-    #[getter]
-    fn role(&self) -> Option<&str> {
-        self.get().role.as_deref()
-    }
-    #[getter]
-    fn content(&self) -> Option<&str> {
-        self.get().content.as_deref()
-    }
-    #[getter]
-    fn reasoning_content(&self) -> Option<&str> {
-        self.get().reasoning_content.as_deref()
-    }
-    #[getter]
-    fn refusal(&self) -> Option<&str> {
-        self.get().refusal.as_deref()
-    }
-    #[getter]
-    fn tool_calls(&self, py: Python<'_>) -> PyResult<Option<Py<PyList>>> {
-        let Some(calls) = &self.get().tool_calls else { return Ok(None) };
-        let views = (0..calls.len())
-            .map(|j| Py::new(py, ChoiceDeltaToolCall { chunk: self.chunk.clone(), i: self.i, j }))
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok(Some(PyList::new(py, views)?.unbind()))
-    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.get())
     }
@@ -205,33 +233,44 @@ pub struct ChoiceDeltaToolCall {
     chunk: Arc<ChatChunk>,
     i: usize,
     j: usize,
+    index: Member,
+    id: Member,
+    kind: Member,
+    function: Member,
 }
 
 fn tool_call(chunk: &ChatChunk, i: usize, j: usize) -> &ToolCallDelta {
     &chunk.choices[i].delta.tool_calls.as_ref().expect("view made from a present list")[j]
 }
 
+impl ChoiceDeltaToolCall {
+    fn new<'py>(py: Python<'py>, chunk: &Arc<ChatChunk>, i: usize, j: usize) -> PyResult<Bound<'py, Self>> {
+        let tc = tool_call(chunk, i, j);
+        let function = Member::opt(py, tc.function.as_ref(), |f| {
+            let view = ChoiceDeltaToolCallFunction {
+                chunk: chunk.clone(),
+                i,
+                j,
+                name: Member::opt_str(py, f.name.as_deref())?,
+                arguments: Member::opt_str(py, f.arguments.as_deref())?,
+            };
+            Ok(FUNCTION_TYPE.new_object(py, view)?.into_any())
+        })?;
+        let call = ChoiceDeltaToolCall {
+            chunk: chunk.clone(),
+            i,
+            j,
+            index: Member::new(tc.index.into_pyobject(py)?.into_any()),
+            id: Member::opt_str(py, tc.id.as_deref())?,
+            kind: Member::opt_str(py, tc.kind.as_deref())?,
+            function,
+        };
+        TOOL_CALL_TYPE.new_object(py, call)
+    }
+}
+
 #[pymethods]
 impl ChoiceDeltaToolCall {
-    #[getter]
-    fn index(&self) -> u32 {
-        tool_call(&self.chunk, self.i, self.j).index
-    }
-    #[getter]
-    fn id(&self) -> Option<&str> {
-        tool_call(&self.chunk, self.i, self.j).id.as_deref()
-    }
-    #[getter]
-    fn r#type(&self) -> Option<&str> {
-        tool_call(&self.chunk, self.i, self.j).kind.as_deref()
-    }
-    #[getter]
-    fn function(&self) -> Option<ChoiceDeltaToolCallFunction> {
-        tool_call(&self.chunk, self.i, self.j)
-            .function
-            .as_ref()
-            .map(|_| ChoiceDeltaToolCallFunction { chunk: self.chunk.clone(), i: self.i, j: self.j })
-    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, tool_call(&self.chunk, self.i, self.j))
     }
@@ -245,6 +284,8 @@ pub struct ChoiceDeltaToolCallFunction {
     chunk: Arc<ChatChunk>,
     i: usize,
     j: usize,
+    name: Member,
+    arguments: Member,
 }
 
 impl ChoiceDeltaToolCallFunction {
@@ -255,14 +296,6 @@ impl ChoiceDeltaToolCallFunction {
 
 #[pymethods]
 impl ChoiceDeltaToolCallFunction {
-    #[getter]
-    fn name(&self) -> Option<&str> {
-        self.get().name.as_deref()
-    }
-    #[getter]
-    fn arguments(&self) -> Option<&str> {
-        self.get().arguments.as_deref()
-    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.get())
     }

@@ -1,13 +1,16 @@
 //! `ChunkDecoder` (bytes → chunk objects for a provider dialect) and `Accumulator`.
 
+use std::sync::Arc;
+
 use polystream_core::{Accumulator as CoreAcc, ChatChunk, ChunkDecoder as CoreDecoder, DEFAULT_MAX_EVENT_SIZE};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyList, PyString};
 
-use crate::chunks::ChatCompletionChunk;
+use crate::chunks::{ChatCompletionChunk, CHUNK_TYPE};
 use crate::convert::{to_record, with_bytes, with_bytes_or_str};
 use crate::errors::to_pyerr;
+use crate::objects::list_from_iter;
 
 /// Bytes of one provider's streaming body in, normalised `ChatCompletionChunk`s out.
 ///
@@ -22,17 +25,16 @@ pub struct ChunkDecoder {
 
 impl ChunkDecoder {
     fn wrap<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items = self
-            .buf
-            .drain(..)
-            .map(|c| {
-                if let Some(acc) = self.acc.as_mut() {
-                    acc.add(&c);
-                }
-                Py::new(py, ChatCompletionChunk::new(c))
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        let acc = &mut self.acc;
+        let chunks = self.buf.drain(..).map(|c| {
+            // Into the Arc first, then read from there: each move of a chunk is a memcpy.
+            let c = Arc::new(c);
+            if let Some(acc) = acc.as_mut() {
+                acc.add(&c);
+            }
+            Ok(CHUNK_TYPE.new_object(py, ChatCompletionChunk::from_arc(c))?.into_any())
+        });
+        list_from_iter(py, chunks)
     }
 
     fn settle<'py>(&mut self, py: Python<'py>, r: polystream_core::Result<()>) -> PyResult<Bound<'py, PyList>> {

@@ -14,21 +14,25 @@ mod chunks;
 mod convert;
 mod decoders;
 mod errors;
+mod objects;
 mod responses;
 mod sse;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    convert::init_ascii_str(m.py());
     m.add("DEFAULT_MAX_EVENT_SIZE", polystream_core::DEFAULT_MAX_EVENT_SIZE)?;
     m.add("DIALECTS", polystream_core::dialect::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<sse::ServerSentEvent>()?;
+    sse::ServerSentEvent::add_members(m.py())?;
     m.add_class::<sse::SSEDecoder>()?;
     m.add_class::<chunks::ChatCompletionChunk>()?;
     m.add_class::<chunks::ChunkChoice>()?;
     m.add_class::<chunks::ChoiceDelta>()?;
     m.add_class::<chunks::ChoiceDeltaToolCall>()?;
     m.add_class::<chunks::ChoiceDeltaToolCallFunction>()?;
+    chunks::add_members(m.py())?;
     m.add_class::<decoders::ChunkDecoder>()?;
     m.add_class::<decoders::Accumulator>()?;
     m.add_class::<responses::ResponsesBuilder>()?;

@@ -1,7 +1,6 @@
 //! `SSEDecoder` and `ServerSentEvent` for Python.
 
 use polystream_core::sse::{Event, SseDecoder as CoreSse, DEFAULT_MAX_EVENT_SIZE};
-use std::mem::ManuallyDrop;
 
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -9,37 +8,34 @@ use pyo3::types::{PyList, PyString};
 
 use crate::convert::{str_lossy, with_bytes};
 use crate::errors::to_pyerr;
+use crate::objects::{add_members, Member, TypeCache};
 
 /// One event. `event` is "message" when the stream named none; `id` is the last event ID in force.
+/// Those two and `data` are struct members (see [`Member`]), read without entering Rust.
 #[pyclass(frozen, module = "polystream._core")]
 pub struct ServerSentEvent {
-    event: ManuallyDrop<Py<PyString>>,
-    data: ManuallyDrop<Py<PyString>>,
-    id: ManuallyDrop<Py<PyString>>,
+    event: Member<PyString>,
+    data: Member<PyString>,
+    id: Member<PyString>,
     retry: Option<u64>,
 }
 
 impl ServerSentEvent {
-    fn new_raw(event: Py<PyString>, data: Py<PyString>, id: Py<PyString>, retry: Option<u64>) -> Self {
-        ServerSentEvent { event: ManuallyDrop::new(event), data: ManuallyDrop::new(data), id: ManuallyDrop::new(id), retry }
+    fn new_raw(
+        event: Bound<'_, PyString>,
+        data: Bound<'_, PyString>,
+        id: Bound<'_, PyString>,
+        retry: Option<u64>,
+    ) -> Self {
+        ServerSentEvent { event: Member::new(event), data: Member::new(data), id: Member::new(id), retry }
+    }
+
+    pub fn add_members(py: Python<'_>) -> PyResult<()> {
+        add_members!(py, ServerSentEvent { c"event" => event, c"data" => data, c"id" => id })
     }
 }
 
-// Events die in their thousands, always inside tp_dealloc with the GIL held: release the strings
-// directly instead of through pyo3's Py::drop, whose thread-local "is the GIL held?" check was
-// ~11% of an event's cost.
-impl Drop for ServerSentEvent {
-    fn drop(&mut self) {
-        // SAFETY: a pyclass's Drop runs from tp_dealloc, which CPython calls with the GIL held;
-        // each field owns exactly one reference, released exactly once here.
-        unsafe {
-            pyo3::ffi::Py_DecRef(self.event.as_ptr());
-            pyo3::ffi::Py_DecRef(self.data.as_ptr());
-            pyo3::ffi::Py_DecRef(self.id.as_ptr());
-        }
-    }
-}
-
+static EVENT_TYPE: TypeCache<ServerSentEvent> = TypeCache::new();
 static JSON_LOADS: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 
 #[pymethods]
@@ -50,24 +46,7 @@ impl ServerSentEvent {
         text_signature = "(data='', event='message', id='', retry=None)"
     )]
     fn new(py: Python<'_>, data: String, event: String, id: String, retry: Option<u64>) -> Self {
-        ServerSentEvent::new_raw(
-            PyString::new(py, &event).unbind(),
-            PyString::new(py, &data).unbind(),
-            PyString::new(py, &id).unbind(),
-            retry,
-        )
-    }
-    #[getter]
-    fn event(&self, py: Python<'_>) -> Py<PyString> {
-        self.event.clone_ref(py)
-    }
-    #[getter]
-    fn data(&self, py: Python<'_>) -> Py<PyString> {
-        self.data.clone_ref(py)
-    }
-    #[getter]
-    fn id(&self, py: Python<'_>) -> Py<PyString> {
-        self.id.clone_ref(py)
+        ServerSentEvent::new_raw(PyString::new(py, &event), PyString::new(py, &data), PyString::new(py, &id), retry)
     }
     #[getter]
     fn retry(&self) -> Option<u64> {
@@ -116,13 +95,13 @@ struct StringCache {
 impl StringCache {
     fn make_event(&mut self, py: Python<'_>, ev: Event<'_>) -> PyResult<Py<PyAny>> {
         let event = if ev.event.is_empty() {
-            self.message.clone_ref(py)
+            self.message.bind(py).clone()
         } else {
             match &self.last_type {
-                Some((raw, s)) if raw.as_slice() == ev.event => s.clone_ref(py),
+                Some((raw, s)) if raw.as_slice() == ev.event => s.bind(py).clone(),
                 _ => {
-                    let s = str_lossy(py, ev.event)?.unbind();
-                    self.last_type = Some((ev.event.to_vec(), s.clone_ref(py)));
+                    let s = str_lossy(py, ev.event)?;
+                    self.last_type = Some((ev.event.to_vec(), s.clone().unbind()));
                     s
                 }
             }
@@ -130,8 +109,9 @@ impl StringCache {
         if self.id_cache.0 != ev.id_generation {
             self.id_cache = (ev.id_generation, str_lossy(py, ev.id)?.unbind());
         }
-        let obj = ServerSentEvent::new_raw(event, str_lossy(py, ev.data)?.unbind(), self.id_cache.1.clone_ref(py), ev.retry);
-        Ok(Py::new(py, obj)?.into_any())
+        let id = self.id_cache.1.bind(py).clone();
+        let obj = ServerSentEvent::new_raw(event, str_lossy(py, ev.data)?, id, ev.retry);
+        Ok(EVENT_TYPE.new_object(py, obj)?.into_any().unbind())
     }
 }
 

@@ -1,0 +1,233 @@
+//! Helpers for the Python objects made on the hot paths (one or more per chunk or per event).
+
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::exceptions::PySystemError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::impl_::pyclass::class_offset;
+use pyo3::impl_::pyclass_init::PyObjectInit;
+use pyo3::pyclass::boolean_struct::True;
+use pyo3::types::PyList;
+use pyo3::{PyClass, PyClassInitializer};
+
+/// A Python object built on first use and kept: a cheaper `GILOnceCell<Py<PyAny>>` for values
+/// made per chunk. GILOnceCell goes through `std::sync::Once` and pyo3's deferred decref, about
+/// 250 instructions per cell; this is one atomic load, one compare-exchange and one decref.
+pub struct OnceObject(AtomicPtr<ffi::PyObject>);
+
+impl OnceObject {
+    pub const fn new() -> Self {
+        OnceObject(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// The cached object, made by `init` if there is none yet.
+    pub fn get_or_try_init<'py>(
+        &self,
+        py: Python<'py>,
+        init: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cached = self.0.load(Ordering::Acquire);
+        if !cached.is_null() {
+            // SAFETY: a non-null pointer is a strong reference the cell owns until it is dropped,
+            // and `&self` keeps the cell alive; the GIL is held (`py`).
+            return Ok(unsafe { Bound::from_borrowed_ptr(py, cached) });
+        }
+        let made = init()?;
+        match self.0.compare_exchange(ptr::null_mut(), made.as_ptr(), Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: the cell now owns `made`'s reference (`into_ptr` gives it up); the caller
+            // gets a new one. The GIL is held (`py`).
+            Ok(_) => Ok(unsafe { Bound::from_borrowed_ptr(py, made.into_ptr()) }),
+            // `init` let another thread in (it ran Python code) and that thread stored first: use
+            // its object so that every caller sees the same one; ours is dropped.
+            // SAFETY: as for `cached` above.
+            Err(existing) => Ok(unsafe { Bound::from_borrowed_ptr(py, existing) }),
+        }
+    }
+}
+
+impl Drop for OnceObject {
+    fn drop(&mut self) {
+        let p = *self.0.get_mut();
+        if !p.is_null() {
+            // SAFETY: the cell only becomes non-null through `get_or_try_init`, which needs the GIL
+            // and a `&self` of a pyclass field: such a cell is dropped only from that pyclass's
+            // tp_dealloc, which CPython runs with the GIL held. The cell owns exactly this one
+            // reference. (Releasing it directly skips pyo3's thread-local GIL check.)
+            unsafe { ffi::Py_DecRef(p) }
+        }
+    }
+}
+
+/// A pyclass's type object, looked up once. `Bound::new` finds it through pyo3's lazy type
+/// machinery on every call (~40 instructions), a noticeable share of an SSE event's cost.
+pub struct TypeCache<T>(AtomicPtr<ffi::PyTypeObject>, PhantomData<fn() -> T>);
+
+impl<T: PyClass> TypeCache<T> {
+    pub const fn new() -> Self {
+        TypeCache(AtomicPtr::new(ptr::null_mut()), PhantomData)
+    }
+
+    /// `Bound::new(py, value)`.
+    pub fn new_object<'py>(&self, py: Python<'py>, value: T) -> PyResult<Bound<'py, T>>
+    where
+        PyClassInitializer<T>: From<T>,
+    {
+        let mut ty = self.0.load(Ordering::Relaxed);
+        if ty.is_null() {
+            ty = T::type_object_raw(py);
+            self.0.store(ty, Ordering::Relaxed);
+        }
+        // SAFETY: `ty` is T's type object, which pyo3 keeps alive for the life of the process;
+        // into_new_object returns a new reference to a T (or an error), owned by the Bound.
+        unsafe {
+            let obj = PyClassInitializer::from(value).into_new_object(py, ty)?;
+            Ok(Bound::from_owned_ptr(py, obj).downcast_into_unchecked())
+        }
+    }
+}
+
+/// A list of an exact-size iterator's items, filled in place (no intermediate Vec). Returns the
+/// first error an item is.
+pub fn list_from_iter<'py>(
+    py: Python<'py>,
+    items: impl ExactSizeIterator<Item = PyResult<Bound<'py, PyAny>>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let n = items.len();
+    // SAFETY: PyList_New returns a new reference or NULL with an exception set, owned by the Bound
+    // (so an early return frees the list and the items already set; unset slots are NULL, which
+    // list_dealloc skips). PyList_SetItem steals the item's reference into slot i < n of a list
+    // no other code has seen.
+    unsafe {
+        let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
+        let mut filled = 0;
+        for item in items.take(n) {
+            if ffi::PyList_SetItem(list.as_ptr(), filled as ffi::Py_ssize_t, item?.into_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            filled += 1;
+        }
+        if filled != n {
+            return Err(PySystemError::new_err("iterator shorter than its reported length"));
+        }
+        Ok(list.downcast_into_unchecked())
+    }
+}
+
+/// A Python object held by a frozen pyclass and exposed as a read-only attribute by
+/// [`add_members!`]: CPython reads it straight from the object (a struct member), where a pyo3
+/// getter costs ~300 instructions a read. `#[pyo3(get)]` does the same for plain `Py<T>` fields,
+/// but those are released through pyo3's thread-local "is the GIL held?" check, a sizeable part of
+/// an object's cost when thousands die per read; a `Member` is released directly.
+///
+/// A member owns one reference, except when it is `None`: None is never freed, so the views' many
+/// `None` attributes cost no refcount traffic when they are made or dropped.
+#[repr(transparent)]
+pub struct Member<T = PyAny>(ManuallyDrop<Py<T>>);
+
+impl<T> Member<T> {
+    /// Takes over `obj`'s reference.
+    pub fn new(obj: Bound<'_, T>) -> Self {
+        let is_none = obj.as_any().is_none();
+        let member = Member(ManuallyDrop::new(obj.unbind()));
+        if is_none {
+            // SAFETY: the GIL is held (we had a Bound); a None member keeps no reference.
+            unsafe { ffi::Py_DecRef(member.0.as_ptr()) }
+        }
+        member
+    }
+    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, T> {
+        self.0.bind(py)
+    }
+}
+
+impl Member<PyAny> {
+    pub fn none(py: Python<'_>) -> Self {
+        // SAFETY: Py_None is a static object, never freed; the Py is never dropped by pyo3
+        // (ManuallyDrop) and Member's Drop does not release None, so taking no reference is right.
+        Member(ManuallyDrop::new(unsafe { Py::from_owned_ptr(py, ffi::Py_None()) }))
+    }
+
+    /// `None`, or the object `make` builds from the value.
+    pub fn opt<'py, V>(
+        py: Python<'py>,
+        value: Option<V>,
+        make: impl FnOnce(V) -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        match value {
+            Some(v) => Ok(Member::new(make(v)?)),
+            None => Ok(Member::none(py)),
+        }
+    }
+
+    /// `None` or a str.
+    pub fn opt_str(py: Python<'_>, value: Option<&str>) -> PyResult<Self> {
+        Member::opt(py, value, |s| Ok(crate::convert::new_str(py, s)?.into_any()))
+    }
+}
+
+impl<T> Drop for Member<T> {
+    fn drop(&mut self) {
+        let p = self.0.as_ptr();
+        // SAFETY: members live only in pyclass structs, which are dropped by their tp_dealloc or,
+        // if the object could not be created, by the constructing code: both hold the GIL. A
+        // member other than None owns exactly this one reference.
+        unsafe {
+            if p != ffi::Py_None() {
+                ffi::Py_DecRef(p)
+            }
+        }
+    }
+}
+
+/// Register `Member` fields of a frozen pyclass as read-only attributes, each a CPython
+/// struct-member descriptor (`Py_T_OBJECT_EX`) at the field's offset in the object:
+/// `add_members!(py, ServerSentEvent { c"data" => data, c"id" => id })`.
+macro_rules! add_members {
+    ($py:expr, $cls:ty { $($name:literal => $field:ident),+ $(,)? }) => {{
+        // Compile-time proof that each field is a `Member`, which is what makes the unsafe call sound.
+        $( let _: fn(&$cls) -> &$crate::objects::Member<_> = |c| &c.$field; )+
+        // SAFETY: the offsets are of `Member` fields (checked above), each holding an object for
+        // the whole life of the object it is in.
+        unsafe {
+            $crate::objects::add_object_members::<$cls>(
+                $py,
+                &[$(($name, ::std::mem::offset_of!($cls, $field))),+],
+            )
+        }
+    }};
+}
+pub(crate) use add_members;
+
+/// What [`add_members!`] expands to. `fields` pairs attribute names with field offsets in `T`;
+/// `T` is frozen, so a field is never replaced while CPython may be reading it.
+///
+/// # Safety
+/// Each offset must be that of a [`Member`] field of `T`.
+pub unsafe fn add_object_members<T: PyClass<Frozen = True>>(
+    py: Python<'_>,
+    fields: &[(&'static CStr, usize)],
+) -> PyResult<()> {
+    let ty = T::type_object(py);
+    for &(name, offset) in fields {
+        // The descriptor keeps a pointer to its definition: one leaked per attribute, once per process.
+        let def = Box::leak(Box::new(ffi::PyMemberDef {
+            name: name.as_ptr(),
+            type_code: ffi::Py_T_OBJECT_EX,
+            // Where pyo3 places T inside the object plus the field's offset in T: the formula
+            // pyo3 itself uses for `#[pyo3(get)]` members. A Member is one object pointer.
+            offset: (class_offset::<T>() + offset) as ffi::Py_ssize_t,
+            flags: ffi::Py_READONLY,
+            doc: ptr::null(),
+        }));
+        // SAFETY: `ty` is a live type object and `def` is never freed; the result is a new
+        // reference or NULL with an exception set.
+        let descr = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMember(ty.as_type_ptr(), def))?;
+        ty.setattr(name.to_str()?, descr)?;
+    }
+    Ok(())
+}
