@@ -18,13 +18,9 @@ caches are cold and every process wakes from idle; this measures the proxy's own
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,38 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from client_peers import make_fixture  # noqa: E402
-
-KEY = "sk-bench-master"
-
-
-def cpu_ns(pid: int) -> int:
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError):
-            pass  # a thread that ended meanwhile
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
+from proxy_procs import MASTER_KEY, Fleet, cpu_delta, cpu_seconds, write_config  # noqa: E402
 
 
 class Client:
@@ -92,6 +57,7 @@ class Client:
 
 
 def run(port: int, raw: bytes, n: int, warmup: int, rounds: int, pid: int | None) -> list[tuple[float, float]]:
+    """Per round: (TTFC p50 ms, CPU ms per request of process `pid`)."""
     client = Client(port)
     _, data = client.request(raw)
     if b" 200 " not in data.split(b"\r\n", 1)[0] or b"[DONE]" not in data:
@@ -100,12 +66,12 @@ def run(port: int, raw: bytes, n: int, warmup: int, rounds: int, pid: int | None
         client.request(raw)
     out = []
     for _ in range(rounds):
-        c0 = cpu_ns(pid) if pid else 0
+        c0 = cpu_seconds(pid) if pid else None
         ttfcs = []
         for _ in range(n):
             ttfcs.append(client.request(raw)[0])
             time.sleep(0.002)  # let the proxy finish its tail (access line, cleanup) first
-        cpu_ms = (cpu_ns(pid) - c0) / 1e6 / n if pid else 0.0
+        cpu_ms = cpu_delta(c0, cpu_seconds(pid)) * 1000 / n if pid and c0 else 0.0
         out.append((statistics.median(ttfcs) * 1000, cpu_ms))
     return out
 
@@ -117,48 +83,34 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=100)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="proxy_seq_")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        fixture = os.path.join(tmp, "stream.sse")
-        Path(fixture).write_bytes(make_fixture(args.events)[0])
-        up_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "polystream.testing.replay", "--port", str(up_port),
-                                       "--provider", "openai", "--fixture", fixture, "--split", "event"],
-                                      stdout=subprocess.DEVNULL))
-        wait_port(up_port, procs[-1])
-        config = os.path.join(tmp, "config.yaml")
-        Path(config).write_text(json.dumps({
-            "model_list": [{"model_name": "gpt-4o", "litellm_params": {
-                "model": "openai/gpt-4o", "api_base": f"http://127.0.0.1:{up_port}/v1", "api_key": "sk-upstream"}}],
-            "general_settings": {"master_key": KEY}}))
-        port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "polystream.cli", "serve", "--config", config,
-                                       "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_port(port, procs[-1])
-        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
+    with tempfile.TemporaryDirectory(prefix="proxy_seq_") as tmp_dir:
+        tmp, fleet = Path(tmp_dir), Fleet(Path(tmp_dir))
+        try:
+            measure(fleet, tmp, args)
+        finally:
+            fleet.stop()
 
-        def raw(p: int) -> bytes:
-            return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{p}\r\nauthorization: Bearer {KEY}\r\n"
-                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
-        direct = run(up_port, raw(up_port), args.n, args.warmup, args.rounds, None)
-        proxied = run(port, raw(port), args.n, args.warmup, args.rounds, procs[-1].pid)
-        print(f"{args.events}-event streams, {args.rounds} rounds of {args.n} sequential requests, 2 ms apart")
-        print(f"{'round':>5} {'direct TTFC p50 ms':>19} {'proxied TTFC p50 ms':>20} {'added ms':>9} {'proxy CPU ms/request':>21}")
-        for i, ((d, _), (p, cpu)) in enumerate(zip(direct, proxied)):
-            print(f"{i:>5} {d:19.3f} {p:20.3f} {p - d:9.3f} {cpu:21.3f}")
-        added = statistics.median(p - d for (d, _), (p, _) in zip(direct, proxied))
-        print(f"median of rounds: added TTFC p50 {added:.3f} ms, "
-              f"proxy CPU {statistics.median(c for _, c in proxied):.3f} ms per request")
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+def measure(fleet: Fleet, tmp: Path, args: argparse.Namespace) -> None:
+    fixture = tmp / "stream.sse"
+    fixture.write_bytes(make_fixture(args.events)[0])
+    _, up_port = fleet.replay("upstream", fixture)
+    proxy, port = fleet.polystream("polystream", write_config(tmp / "config.yaml", {"gpt-4o": up_port}, None, litellm=False))
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
+
+    def raw(p: int) -> bytes:
+        return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{p}\r\nauthorization: Bearer {MASTER_KEY}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
+
+    direct = run(up_port, raw(up_port), args.n, args.warmup, args.rounds, None)
+    proxied = run(port, raw(port), args.n, args.warmup, args.rounds, proxy.pid)
+    print(f"{args.events}-event streams, {args.rounds} rounds of {args.n} sequential requests, 2 ms apart")
+    print(f"{'round':>5} {'direct TTFC p50 ms':>19} {'proxied TTFC p50 ms':>20} {'added ms':>9} {'proxy CPU ms/request':>21}")
+    for i, ((d, _), (p, cpu)) in enumerate(zip(direct, proxied)):
+        print(f"{i:>5} {d:19.3f} {p:20.3f} {p - d:9.3f} {cpu:21.3f}")
+    added = statistics.median(p - d for (d, _), (p, _) in zip(direct, proxied))
+    print(f"median of rounds: added TTFC p50 {added:.3f} ms, "
+          f"proxy CPU {statistics.median(c for _, c in proxied):.3f} ms per request")
 
 
 if __name__ == "__main__":
