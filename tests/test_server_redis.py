@@ -95,11 +95,16 @@ def _outage_calls(url: str, rid: str) -> None:
 
 @pytest.mark.parametrize("how", ["stopped", "frozen"])
 def test_redis_outage_is_503_then_recovers(replay: ReplayServer, own_redis: RedisProc, how: str) -> None:
-    cfg = parse_config(raw_config(replay, own_redis.url))
-    with ServerThread(create_app(cfg)) as server:
+    app = create_app(parse_config(raw_config(replay, own_redis.url)))
+    with ServerThread(app) as server:
         client = sdk(server)
         rid = client.responses.create(model="gpt-test", input="hi", background=True).id
         assert wait_done(client, rid).output_text == LONG_TEXT
+        # The end is written; until its producer retires, this proxy answers reads from memory.
+        deadline = time.monotonic() + 10
+        while rid in app.state.polystream.service._local:
+            assert time.monotonic() < deadline, "the producer did not retire"
+            time.sleep(0.005)
         if how == "stopped":
             own_redis.stop()
         else:  # alive but not answering: timeouts, not refusals
