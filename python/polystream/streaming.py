@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -74,6 +74,21 @@ class _StreamState:
             return exc
         err.__cause__ = exc
         return err
+
+    def raise_for(self, exc: BaseException) -> NoReturn:
+        """Raise what `fail` makes of `exc` (chained to it), or `exc` itself."""
+        err = self.fail(exc)
+        if err is exc:
+            raise exc
+        raise err from exc
+
+    def failed_read(self, exc: BaseException) -> list[ChatCompletionChunk]:
+        """A read failed while reading to the first chunk. The chunks it completed before failing
+        (emitted), to hand out before the error; with none, the error is raised now."""
+        items = getattr(exc, "items", None) if isinstance(exc, errors.PolystreamError) else None
+        if not items:
+            self.raise_for(exc)
+        return self.emit(items)
 
     def check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -145,10 +160,7 @@ class Stream:
                     st.check_deadline()
             yield from st.emit(st.decoder.finish())
         except Exception as exc:
-            err = st.fail(exc)
-            if err is exc:
-                raise
-            raise err from exc
+            st.raise_for(exc)
         finally:
             self.response.close()
 
@@ -169,24 +181,15 @@ class Stream:
             self._pending = st.emit(st.decoder.finish())
         except BaseException as exc:
             self.response.close()
-            if isinstance(exc, errors.PolystreamError) and getattr(exc, "items", None):
-                # The read completed chunks before failing: hand them out, then the error.
-                self._pending = st.emit(exc.items)
-                self._gen = self._failing(exc)
-                return
-            err = st.fail(exc) if isinstance(exc, Exception) else exc
-            if err is exc:
-                raise
-            raise err from exc
+            self._pending = st.failed_read(exc)  # or raises
+            self._gen = self._failing(exc)
+            return
         next(self._gen)
 
     def _failing(self, exc: BaseException) -> Generator[ChatCompletionChunk, None, None]:
         yield from self._pending
         self._pending = []
-        err = self._state.fail(exc)
-        if err is exc:
-            raise exc
-        raise err from exc
+        self._state.raise_for(exc)
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._gen
@@ -252,10 +255,7 @@ class AsyncStream:
             for c in st.emit(st.decoder.finish()):
                 yield c
         except Exception as exc:
-            err = st.fail(exc)
-            if err is exc:
-                raise
-            raise err from exc
+            st.raise_for(exc)
         finally:
             await self.response.aclose()
 
@@ -274,24 +274,16 @@ class AsyncStream:
             self._pending = st.emit(st.decoder.finish())
         except BaseException as exc:
             await self.response.aclose()
-            if isinstance(exc, errors.PolystreamError) and getattr(exc, "items", None):
-                self._pending = st.emit(exc.items)
-                self._gen = self._failing(exc)
-                return
-            err = st.fail(exc) if isinstance(exc, Exception) else exc
-            if err is exc:
-                raise
-            raise err from exc
+            self._pending = st.failed_read(exc)  # or raises
+            self._gen = self._failing(exc)
+            return
         await self._gen.__anext__()
 
     async def _failing(self, exc: BaseException) -> AsyncGenerator[ChatCompletionChunk, None]:
         for c in self._pending:
             yield c
         self._pending = []
-        err = self._state.fail(exc)
-        if err is exc:
-            raise exc
-        raise err from exc
+        self._state.raise_for(exc)
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._gen
