@@ -36,23 +36,96 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "it", "for", "as", "with", "was", "on", "be", "by",
-    "this", "are", "or", "from", "at", "an", "which", "but", "not", "have", "has", "can", "will", "if",
-    "more", "when", "all", "there", "so", "about", "one", "would", "each", "into", "out", "up", "time",
-    "stream", "decoder", "token", "model", "response", "function", "value", "request", "server",
-    "event", "chunk", "latency", "throughput", "buffer", "parser", "python", "rust", "benchmark",
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "or",
+    "from",
+    "at",
+    "an",
+    "which",
+    "but",
+    "not",
+    "have",
+    "has",
+    "can",
+    "will",
+    "if",
+    "more",
+    "when",
+    "all",
+    "there",
+    "so",
+    "about",
+    "one",
+    "would",
+    "each",
+    "into",
+    "out",
+    "up",
+    "time",
+    "stream",
+    "decoder",
+    "token",
+    "model",
+    "response",
+    "function",
+    "value",
+    "request",
+    "server",
+    "event",
+    "chunk",
+    "latency",
+    "throughput",
+    "buffer",
+    "parser",
+    "python",
+    "rust",
+    "benchmark",
 ];
 const PUNCT: &[&str] = &[".", ",", ";", ":", "!", "?", ")", "(", "'s", "-"];
 /// Already JSON-escaped where needed (newlines, quotes, backslashes), raw UTF-8 otherwise.
 const EXOTIC: &[&str] = &[
-    "\\n", "\\n\\n", "\\\"", "\\\\", "\\t", "é", "ü", "—", "…", "’", "中文", "日本語", "🙂", "🚀", "→",
-    "```", "**", "42", "3.14",
+    "\\n",
+    "\\n\\n",
+    "\\\"",
+    "\\\\",
+    "\\t",
+    "é",
+    "ü",
+    "—",
+    "…",
+    "’",
+    "中文",
+    "日本語",
+    "🙂",
+    "🚀",
+    "→",
+    "```",
+    "**",
+    "42",
+    "3.14",
 ];
 
 /// Returns (the stream, its number of events, its number of chunks).
 fn make_stream(target: usize) -> (Vec<u8>, usize, usize) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let head = "{\"id\":\"chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012\",\"object\":\"chat.completion.chunk\",\
+    let head =
+        "{\"id\":\"chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012\",\"object\":\"chat.completion.chunk\",\
                 \"created\":1730419200,\"model\":\"gpt-4o-2024-08-06\",\
                 \"system_fingerprint\":\"fp_f3927aa00d\",\"choices\":[{\"index\":0,";
     let mut out = Vec::with_capacity(target + 4096);
@@ -96,7 +169,10 @@ fn make_stream(target: usize) -> (Vec<u8>, usize, usize) {
             ),
         );
     }
-    push(&mut out, &format!("{head}\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"stop\"}}]}}"));
+    push(
+        &mut out,
+        &format!("{head}\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"stop\"}}]}}"),
+    );
     push(&mut out, "[DONE]");
     (out, events, events - 1)
 }
@@ -142,7 +218,10 @@ fn decode_chunks<'a>(pieces: impl Iterator<Item = &'a [u8]>, out: &mut Vec<ChatC
 }
 
 fn benches(c: &mut Criterion) {
-    let mb: f64 = std::env::var("POLYSTREAM_BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(16.0);
+    let mb: f64 = std::env::var("POLYSTREAM_BENCH_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16.0);
     let (stream, events, chunks) = make_stream((mb * 1e6) as usize);
     let events_pieces = one_event_pieces(&stream);
     assert_eq!(events_pieces.len(), events);
@@ -155,7 +234,9 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("sse");
     g.throughput(Throughput::Bytes(stream.len() as u64));
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
     g.bench_function("64KiB_feeds", |b| {
         b.iter(|| {
             let (n, _) = decode_sse(stream.chunks(PIECE));
@@ -172,7 +253,9 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("chunk_decoder");
     g.throughput(Throughput::Elements(chunks as u64));
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
     let mut out = Vec::with_capacity(1024);
     g.bench_function("openai_chat_64KiB_feeds", |b| {
         b.iter(|| {

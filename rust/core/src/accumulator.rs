@@ -91,7 +91,10 @@ impl Accumulator {
         match self.choices.iter().rposition(|c| c.index == index) {
             Some(i) => &mut self.choices[i],
             None => {
-                self.choices.push(ChoiceState { index, ..Default::default() });
+                self.choices.push(ChoiceState {
+                    index,
+                    ..Default::default()
+                });
                 self.choices.last_mut().expect("just pushed")
             }
         }
@@ -183,7 +186,11 @@ impl ChoiceState {
                 role: self.role.clone().unwrap_or_else(|| "assistant".to_owned()),
                 content: self.content.clone(),
                 refusal: self.refusal.clone(),
-                tool_calls: if tool_calls.is_empty() { None } else { Some(tool_calls) },
+                tool_calls: if tool_calls.is_empty() {
+                    None
+                } else {
+                    Some(tool_calls)
+                },
                 reasoning_content: self.reasoning.clone(),
                 reasoning_signature: self.reasoning_signature.clone(),
             },
@@ -193,4 +200,3 @@ impl ChoiceState {
         }
     }
 }
-

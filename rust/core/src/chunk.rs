@@ -123,7 +123,9 @@ impl From<WireDelta> for Delta {
             Some(WireContent::Text(s)) => Some(s),
             Some(WireContent::Parts { text, thinking }) => {
                 if let Some(t) = thinking {
-                    reasoning_content.get_or_insert_with(String::new).push_str(&t);
+                    reasoning_content
+                        .get_or_insert_with(String::new)
+                        .push_str(&t);
                 }
                 text
             }
@@ -144,7 +146,10 @@ impl From<WireDelta> for Delta {
 /// and `thinking` texts are joined; other part types (images, references) are skipped.
 enum WireContent {
     Text(String),
-    Parts { text: Option<String>, thinking: Option<String> },
+    Parts {
+        text: Option<String>,
+        thinking: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -169,7 +174,10 @@ impl<'de> Deserialize<'de> for ThinkingText {
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThinkingText, E> {
                 Ok(ThinkingText(s.to_owned()))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ThinkingText, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ThinkingText, A::Error> {
                 let mut out = String::new();
                 while let Some(p) = seq.next_element::<WirePart>()? {
                     if let Some(t) = p.text {
@@ -197,7 +205,10 @@ impl<'de> Deserialize<'de> for WireContent {
             fn visit_string<E: serde::de::Error>(self, s: String) -> Result<WireContent, E> {
                 Ok(WireContent::Text(s))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireContent, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireContent, A::Error> {
                 let (mut text, mut thinking) = (None::<String>, None::<String>);
                 while let Some(p) = seq.next_element::<WirePart>()? {
                     if let Some(t) = p.text {
@@ -290,7 +301,9 @@ pub struct CompletionTokensDetails {
     pub rejected_prediction_tokens: Option<u64>,
 }
 
-fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

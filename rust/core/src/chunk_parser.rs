@@ -11,11 +11,17 @@
 //! every error message. When it answers `Some`, the value equals serde's for the same text; the
 //! differential tests (`tests/chunk_parser.rs`) hold it to that.
 
-use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, XGroq, MISSING_INDEX};
+use crate::chunk::{
+    ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, XGroq, MISSING_INDEX,
+};
 
 /// Parse `text` (already validated UTF-8) if it is in the fast path's subset.
 pub fn parse(text: &str) -> Option<ChatChunk> {
-    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
     let chunk = p.chunk()?;
     p.ws();
     (p.i == p.b.len()).then_some(chunk)
@@ -473,7 +479,10 @@ impl<'a> Parser<'a> {
     }
 
     fn tool_call(&mut self) -> Option<ToolCallDelta> {
-        let mut t = ToolCallDelta { index: MISSING_INDEX, ..Default::default() };
+        let mut t = ToolCallDelta {
+            index: MISSING_INDEX,
+            ..Default::default()
+        };
         let mut seen = 0u32;
         members!(self, |key| {
             match key {

@@ -34,10 +34,16 @@ impl ChunkDecoder {
         let framer = match dialect.framing() {
             Framing::Sse => Framer::Sse(SseDecoder::with_max_event_size(max_event_size)),
             Framing::Ndjson => Framer::Ndjson(NdjsonDecoder::with_max_line_size(max_event_size)),
-            Framing::JsonArray => Framer::JsonArray(JsonArrayDecoder::with_max_size(max_event_size)),
+            Framing::JsonArray => {
+                Framer::JsonArray(JsonArrayDecoder::with_max_size(max_event_size))
+            }
             Framing::SseOrJson => Framer::Sniff(Vec::new()),
         };
-        Ok(ChunkDecoder { framer, dialect, max_event_size })
+        Ok(ChunkDecoder {
+            framer,
+            dialect,
+            max_event_size,
+        })
     }
 
     pub fn dialect_name(&self) -> &'static str {
@@ -50,7 +56,9 @@ impl ChunkDecoder {
         if let Framer::Sniff(held) = &mut self.framer {
             let Some(p) = input.iter().position(|b| !b.is_ascii_whitespace()) else {
                 if held.len() + input.len() > self.max_event_size {
-                    return Err(Error::EventTooLarge { limit: self.max_event_size });
+                    return Err(Error::EventTooLarge {
+                        limit: self.max_event_size,
+                    });
                 }
                 held.extend_from_slice(input);
                 return Ok(());
@@ -70,9 +78,24 @@ impl ChunkDecoder {
         let dialect = &mut self.dialect;
         let mut on_frame = |f: Frame<'_>| dialect.on_frame(f, out);
         match &mut self.framer {
-            Framer::Sse(d) => d.feed(input, |ev| on_frame(Frame { event: ev.event, data: ev.data })),
-            Framer::Ndjson(d) => d.feed(input, |line| on_frame(Frame { event: b"", data: line })),
-            Framer::JsonArray(d) => d.feed(input, |el| on_frame(Frame { event: b"", data: el })),
+            Framer::Sse(d) => d.feed(input, |ev| {
+                on_frame(Frame {
+                    event: ev.event,
+                    data: ev.data,
+                })
+            }),
+            Framer::Ndjson(d) => d.feed(input, |line| {
+                on_frame(Frame {
+                    event: b"",
+                    data: line,
+                })
+            }),
+            Framer::JsonArray(d) => d.feed(input, |el| {
+                on_frame(Frame {
+                    event: b"",
+                    data: el,
+                })
+            }),
             Framer::SseRaw(d) => d.feed(input, &mut on_frame),
             Framer::Sniff(_) => unreachable!("decided above"),
         }
@@ -83,7 +106,15 @@ impl ChunkDecoder {
         let dialect = &mut self.dialect;
         match &mut self.framer {
             Framer::Sse(d) => d.finish()?,
-            Framer::Ndjson(d) => d.finish(|line| dialect.on_frame(Frame { event: b"", data: line }, out))?,
+            Framer::Ndjson(d) => d.finish(|line| {
+                dialect.on_frame(
+                    Frame {
+                        event: b"",
+                        data: line,
+                    },
+                    out,
+                )
+            })?,
             Framer::JsonArray(d) => d.finish()?,
             Framer::SseRaw(d) => d.finish(&mut |f: Frame<'_>| dialect.on_frame(f, out))?,
             Framer::Sniff(_) => {}
@@ -144,7 +175,11 @@ impl SseRawJson {
         }
     }
 
-    fn feed<F: FnMut(Frame<'_>) -> Result<()>>(&mut self, input: &[u8], on_frame: &mut F) -> Result<()> {
+    fn feed<F: FnMut(Frame<'_>) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        on_frame: &mut F,
+    ) -> Result<()> {
         if self.failed {
             return Err(Error::Poisoned);
         }
@@ -158,7 +193,11 @@ impl SseRawJson {
         r
     }
 
-    fn feed_inner<F: FnMut(Frame<'_>) -> Result<()>>(&mut self, mut input: &[u8], on_frame: &mut F) -> Result<()> {
+    fn feed_inner<F: FnMut(Frame<'_>) -> Result<()>>(
+        &mut self,
+        mut input: &[u8],
+        on_frame: &mut F,
+    ) -> Result<()> {
         while !input.is_empty() {
             if let Some(scanner) = &mut self.raw {
                 let Some(n) = scanner.scan(input) else {
@@ -170,11 +209,17 @@ impl SseRawJson {
                 self.raw = None;
                 self.skip_line = true;
                 let r = if self.buf.is_empty() {
-                    on_frame(Frame { event: b"", data: &input[..n] })
+                    on_frame(Frame {
+                        event: b"",
+                        data: &input[..n],
+                    })
                 } else {
                     self.buf.extend_from_slice(&input[..n]);
                     let buf = std::mem::take(&mut self.buf);
-                    let r = on_frame(Frame { event: b"", data: &buf });
+                    let r = on_frame(Frame {
+                        event: b"",
+                        data: &buf,
+                    });
                     self.buf = buf;
                     self.buf.clear();
                     r
@@ -184,16 +229,27 @@ impl SseRawJson {
                 continue;
             }
             if self.skip_line {
-                let Some(i) = memchr(b'\n', input) else { return Ok(()) };
+                let Some(i) = memchr(b'\n', input) else {
+                    return Ok(());
+                };
                 self.skip_line = false;
                 self.at_line_start = true;
                 input = &input[i + 1..];
                 continue;
             }
-            let at = if self.at_line_start && input[0] == b'{' { Some(0) } else { find_bare_value(input) };
+            let at = if self.at_line_start && input[0] == b'{' {
+                Some(0)
+            } else {
+                find_bare_value(input)
+            };
             let sse_part = &input[..at.unwrap_or(input.len())];
             if !sse_part.is_empty() {
-                self.sse.feed(sse_part, |ev| on_frame(Frame { event: ev.event, data: ev.data }))?;
+                self.sse.feed(sse_part, |ev| {
+                    on_frame(Frame {
+                        event: ev.event,
+                        data: ev.data,
+                    })
+                })?;
                 self.at_line_start = sse_part.last() == Some(&b'\n');
             }
             match at {
@@ -221,7 +277,12 @@ impl SseRawJson {
         };
         self.raw = None;
         self.buf.clear();
-        let r = self.sse.feed(blank, |ev| on_frame(Frame { event: ev.event, data: ev.data }));
+        let r = self.sse.feed(blank, |ev| {
+            on_frame(Frame {
+                event: ev.event,
+                data: ev.data,
+            })
+        });
         self.sse.finish()?;
         r
     }

@@ -9,7 +9,11 @@ pub enum Error {
     /// Raised instead of buffering without bound.
     EventTooLarge { limit: usize },
     /// A frame's payload is not the JSON the dialect expects.
-    InvalidJson { dialect: &'static str, message: String, payload: String },
+    InvalidJson {
+        dialect: &'static str,
+        message: String,
+        payload: String,
+    },
     /// The provider reported an error inside the stream (an `error` event or an `{"error": …}` payload).
     Provider {
         message: String,
@@ -59,10 +63,22 @@ impl fmt::Display for Error {
             Error::EventTooLarge { limit } => {
                 write!(f, "stream event exceeds the limit of {limit} bytes")
             }
-            Error::InvalidJson { dialect, message, payload } => {
-                write!(f, "{dialect}: invalid JSON in stream ({message}): {payload}")
+            Error::InvalidJson {
+                dialect,
+                message,
+                payload,
+            } => {
+                write!(
+                    f,
+                    "{dialect}: invalid JSON in stream ({message}): {payload}"
+                )
             }
-            Error::Provider { message, kind, code, .. } => {
+            Error::Provider {
+                message,
+                kind,
+                code,
+                ..
+            } => {
                 write!(f, "provider error")?;
                 if let Some(k) = kind {
                     write!(f, " [{k}]")?;
@@ -73,7 +89,10 @@ impl fmt::Display for Error {
                 write!(f, ": {message}")
             }
             Error::Incomplete { dialect } => {
-                write!(f, "{dialect}: stream ended before its terminator (truncated response)")
+                write!(
+                    f,
+                    "{dialect}: stream ended before its terminator (truncated response)"
+                )
             }
             Error::UnknownDialect(name) => write!(f, "unknown dialect {name:?}"),
             Error::Poisoned => write!(f, "decoder already failed; create a new one"),

@@ -46,7 +46,10 @@ impl ValueScanner {
             }
         }
         if self.scalar {
-            return bytes[i..].iter().position(|&b| is_ws(b) || matches!(b, b',' | b']' | b'}')).map(|p| i + p);
+            return bytes[i..]
+                .iter()
+                .position(|&b| is_ws(b) || matches!(b, b',' | b']' | b'}'))
+                .map(|p| i + p);
         }
         if self.escaped && i < bytes.len() {
             self.escaped = false;
@@ -136,7 +139,11 @@ impl JsonArrayDecoder {
 
     /// Decode `input`, calling `on_element` with the bytes of each element it completes.
     /// On error the decoder is poisoned; elements completed before it were already delivered.
-    pub fn feed<F: FnMut(&[u8]) -> Result<()>>(&mut self, input: &[u8], mut on_element: F) -> Result<()> {
+    pub fn feed<F: FnMut(&[u8]) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        mut on_element: F,
+    ) -> Result<()> {
         if self.failed {
             return Err(Error::Poisoned);
         }
@@ -162,7 +169,11 @@ impl JsonArrayDecoder {
         self.state == State::End
     }
 
-    fn feed_inner<F: FnMut(&[u8]) -> Result<()>>(&mut self, input: &[u8], on_element: &mut F) -> Result<()> {
+    fn feed_inner<F: FnMut(&[u8]) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        on_element: &mut F,
+    ) -> Result<()> {
         let mut i = 0;
         while i < input.len() {
             if self.state == State::InElement {
@@ -174,7 +185,11 @@ impl JsonArrayDecoder {
                     }
                     Some(n) => {
                         let end = i + n;
-                        self.state = if self.single { State::End } else { State::AfterElement };
+                        self.state = if self.single {
+                            State::End
+                        } else {
+                            State::AfterElement
+                        };
                         self.check(self.buf.len() + n)?;
                         if self.buf.is_empty() {
                             on_element(&input[i..end])?;
@@ -204,7 +219,9 @@ impl JsonArrayDecoder {
                     continue;
                 }
                 // `]` right after `[` or (leniently) after a trailing comma.
-                (State::BeforeElement, b']') | (State::AfterElement, b']') => self.state = State::End,
+                (State::BeforeElement, b']') | (State::AfterElement, b']') => {
+                    self.state = State::End
+                }
                 (State::BeforeElement, b',') => return Err(self.unexpected(input, i)),
                 (State::BeforeElement, _) => {
                     self.start_element();
@@ -239,7 +256,9 @@ impl JsonArrayDecoder {
 
     fn check(&self, len: usize) -> Result<()> {
         if len > self.max_size {
-            Err(Error::EventTooLarge { limit: self.max_size })
+            Err(Error::EventTooLarge {
+                limit: self.max_size,
+            })
         } else {
             Ok(())
         }
@@ -269,7 +288,11 @@ mod tests {
         let bytes: Vec<&[u8]> = b.chunks(1).collect();
         assert_eq!(elements(&bytes).unwrap(), want, "1-byte");
         for cut in 0..=b.len() {
-            assert_eq!(elements(&[&b[..cut], &b[cut..]]).unwrap(), want, "split at {cut}");
+            assert_eq!(
+                elements(&[&b[..cut], &b[cut..]]).unwrap(),
+                want,
+                "split at {cut}"
+            );
         }
     }
 
@@ -283,9 +306,15 @@ mod tests {
 
     #[test]
     fn scalars_empty_array_and_bare_object() {
-        every_split("[1, \"x,]\" ,true,null , -2.5e3]", &["1", "\"x,]\"", "true", "null", "-2.5e3"]);
+        every_split(
+            "[1, \"x,]\" ,true,null , -2.5e3]",
+            &["1", "\"x,]\"", "true", "null", "-2.5e3"],
+        );
         every_split("  [ ]  ", &[]);
-        every_split("\n{\"error\": {\"code\": 499}}\n", &["{\"error\": {\"code\": 499}}"]);
+        every_split(
+            "\n{\"error\": {\"code\": 499}}\n",
+            &["{\"error\": {\"code\": 499}}"],
+        );
     }
 
     #[test]
@@ -297,10 +326,22 @@ mod tests {
     fn garbage_is_invalid_json_and_poisons() {
         let mut d = JsonArrayDecoder::new();
         let r = d.feed(b"data: {}", |_| Ok(()));
-        assert!(matches!(r, Err(Error::InvalidJson { dialect: "json_array", .. })));
+        assert!(matches!(
+            r,
+            Err(Error::InvalidJson {
+                dialect: "json_array",
+                ..
+            })
+        ));
         assert_eq!(d.feed(b"[", |_| Ok(())), Err(Error::Poisoned));
-        assert!(matches!(elements(&[b"[{} {}]"]), Err(Error::InvalidJson { .. })));
-        assert!(matches!(elements(&[b"[{}] x"]), Err(Error::InvalidJson { .. })));
+        assert!(matches!(
+            elements(&[b"[{} {}]"]),
+            Err(Error::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            elements(&[b"[{}] x"]),
+            Err(Error::InvalidJson { .. })
+        ));
     }
 
     #[test]
@@ -308,7 +349,9 @@ mod tests {
         let mut d = JsonArrayDecoder::with_max_size(8);
         assert!(d.feed(b"[{\"a\":1}", |_| Ok(())).is_ok());
         let mut d = JsonArrayDecoder::with_max_size(8);
-        let r = d.feed(b"[{\"a\":\"", |_| Ok(())).and_then(|_| d.feed(b"xxxxxxxx", |_| Ok(())));
+        let r = d
+            .feed(b"[{\"a\":\"", |_| Ok(()))
+            .and_then(|_| d.feed(b"xxxxxxxx", |_| Ok(())));
         assert_eq!(r, Err(Error::EventTooLarge { limit: 8 }));
     }
 }

@@ -36,11 +36,19 @@ impl NdjsonDecoder {
     }
 
     pub fn with_max_line_size(max_line_size: usize) -> Self {
-        NdjsonDecoder { line: Vec::new(), max_line_size, failed: false }
+        NdjsonDecoder {
+            line: Vec::new(),
+            max_line_size,
+            failed: false,
+        }
     }
 
     /// Decode `input`, calling `on_line` with each complete non-blank line.
-    pub fn feed<F: FnMut(&[u8]) -> Result<()>>(&mut self, input: &[u8], mut on_line: F) -> Result<()> {
+    pub fn feed<F: FnMut(&[u8]) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        mut on_line: F,
+    ) -> Result<()> {
         if self.failed {
             return Err(Error::Poisoned);
         }
@@ -51,7 +59,11 @@ impl NdjsonDecoder {
         r
     }
 
-    fn feed_inner<F: FnMut(&[u8]) -> Result<()>>(&mut self, input: &[u8], on_line: &mut F) -> Result<()> {
+    fn feed_inner<F: FnMut(&[u8]) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        on_line: &mut F,
+    ) -> Result<()> {
         let mut pos = 0;
         if !self.line.is_empty() {
             match memchr(b'\n', input) {
@@ -102,7 +114,9 @@ impl NdjsonDecoder {
 
     fn check(&self, len: usize) -> Result<()> {
         if len > self.max_line_size {
-            Err(Error::EventTooLarge { limit: self.max_line_size })
+            Err(Error::EventTooLarge {
+                limit: self.max_line_size,
+            })
         } else {
             Ok(())
         }

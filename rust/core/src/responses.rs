@@ -32,9 +32,10 @@ use std::sync::Arc;
 
 pub use request::RequestEcho;
 pub use types::{
-    event_name, normalize_error_code, Assistant, ContentPart, EmptyList, EventKind, IncompleteDetails,
-    IncompleteReason, InputTokensDetails, ItemStatus, OutputItem, OutputTokensDetails, Response,
-    ResponseError, ResponseEvent, ResponseUsage, Status, SummaryPart, ERROR_CODES,
+    event_name, normalize_error_code, Assistant, ContentPart, EmptyList, EventKind,
+    IncompleteDetails, IncompleteReason, InputTokensDetails, ItemStatus, OutputItem,
+    OutputTokensDetails, Response, ResponseError, ResponseEvent, ResponseUsage, Status,
+    SummaryPart, ERROR_CODES,
 };
 
 use crate::chunk::{ChatChunk, ToolCallDelta, Usage};
@@ -56,16 +57,29 @@ struct Item {
 
 #[derive(Debug, Clone)]
 enum Body {
-    Message { parts: Vec<Part>, part_open: bool },
+    Message {
+        parts: Vec<Part>,
+        part_open: bool,
+    },
     /// `part_added`: OpenAI adds the item with `summary: []`, then its one summary part.
-    Reasoning { summary: String, part_added: bool },
-    Call { call_id: String, name: String, arguments: String },
+    Reasoning {
+        summary: String,
+        part_added: bool,
+    },
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 #[derive(Debug, Clone)]
 enum Part {
     /// A range of `ResponsesBuilder::text`: the text is stored once, shared with `output_text()`.
-    Text { start: usize, end: usize },
+    Text {
+        start: usize,
+        end: usize,
+    },
     Refusal(String),
 }
 
@@ -141,7 +155,11 @@ impl ResponsesBuilder {
     /// `queued` (override with [`with_initial_status`](Self::with_initial_status)).
     pub fn with_request(mut self, request: &serde_json::Value) -> Self {
         let echo = RequestEcho::from_request(Some(request));
-        self.set_initial(if echo.background() { Status::Queued } else { Status::InProgress });
+        self.set_initial(if echo.background() {
+            Status::Queued
+        } else {
+            Status::InProgress
+        });
         self.echo = Arc::new(echo);
         self
     }
@@ -154,7 +172,11 @@ impl ResponsesBuilder {
     }
 
     fn set_initial(&mut self, status: Status) {
-        self.initial = if status == Status::Queued { Status::Queued } else { Status::InProgress };
+        self.initial = if status == Status::Queued {
+            Status::Queued
+        } else {
+            Status::InProgress
+        };
         self.status = self.initial;
     }
 
@@ -245,7 +267,9 @@ impl ResponsesBuilder {
         if let Some(u) = &chunk.usage {
             self.usage = Some(u.clone());
         }
-        let Some(choice) = chunk.choices.iter().find(|c| c.index == 0) else { return };
+        let Some(choice) = chunk.choices.iter().find(|c| c.index == 0) else {
+            return;
+        };
         let d = &choice.delta;
         // Reasoning before content: a chunk carrying both must lose neither (LiteLLM #36327).
         if let Some(r) = d.reasoning_content.as_deref().filter(|s| !s.is_empty()) {
@@ -274,9 +298,17 @@ impl ResponsesBuilder {
         match self.finish_reason.as_deref() {
             Some("length") => self.incomplete(IncompleteReason::MaxOutputTokens, out),
             Some("content_filter") => self.incomplete(IncompleteReason::ContentFilter, out),
-            Some("error") => self.fail("server_error", "the provider ended the response with an error", out),
+            Some("error") => self.fail(
+                "server_error",
+                "the provider ended the response with an error",
+                out,
+            ),
             Some(_) => self.complete(out),
-            None => self.fail("server_error", "the stream ended without a finish reason", out),
+            None => self.fail(
+                "server_error",
+                "the stream ended without a finish reason",
+                out,
+            ),
         }
     }
 
@@ -318,9 +350,19 @@ impl ResponsesBuilder {
         self.start(out);
         self.close_all(ItemStatus::Incomplete, out);
         self.status = Status::Failed;
-        self.error = Some(ResponseError { code: normalize_error_code(code), message: message.to_owned() });
+        self.error = Some(ResponseError {
+            code: normalize_error_code(code),
+            message: message.to_owned(),
+        });
         let code = (!code.is_empty()).then(|| code.to_owned());
-        self.emit(out, EventKind::Error { code, message: message.to_owned(), param: None });
+        self.emit(
+            out,
+            EventKind::Error {
+                code,
+                message: message.to_owned(),
+                param: None,
+            },
+        );
         let response = Box::new(self.snapshot());
         self.emit(out, EventKind::Failed { response });
         true

@@ -142,7 +142,11 @@ impl SseDecoder {
     /// An error returned by `on_event` stops decoding and is returned.
     /// On error the decoder is poisoned (later calls return [`Error::Poisoned`]); events completed
     /// before the error have already been delivered.
-    pub fn feed<F: FnMut(Event<'_>) -> Result<()>>(&mut self, input: &[u8], mut on_event: F) -> Result<()> {
+    pub fn feed<F: FnMut(Event<'_>) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        mut on_event: F,
+    ) -> Result<()> {
         if self.failed {
             return Err(Error::Poisoned);
         }
@@ -153,7 +157,11 @@ impl SseDecoder {
         r
     }
 
-    fn feed_inner<F: FnMut(Event<'_>) -> Result<()>>(&mut self, mut input: &[u8], on_event: &mut F) -> Result<()> {
+    fn feed_inner<F: FnMut(Event<'_>) -> Result<()>>(
+        &mut self,
+        mut input: &[u8],
+        on_event: &mut F,
+    ) -> Result<()> {
         if self.bom != BOM_DONE {
             input = self.strip_bom(input);
         }
@@ -282,7 +290,9 @@ impl SseDecoder {
     #[inline]
     fn check_size(&self, line_len: usize) -> Result<()> {
         if self.block_len() + line_len > self.max_event_size {
-            Err(Error::EventTooLarge { limit: self.max_event_size })
+            Err(Error::EventTooLarge {
+                limit: self.max_event_size,
+            })
         } else {
             Ok(())
         }
@@ -314,7 +324,14 @@ impl SseDecoder {
             (&line[..4], if line.get(5) == Some(&b' ') { 6 } else { 5 })
         } else {
             match memchr(b':', line) {
-                Some(c) => (&line[..c], if line.get(c + 1) == Some(&b' ') { c + 2 } else { c + 1 }),
+                Some(c) => (
+                    &line[..c],
+                    if line.get(c + 1) == Some(&b' ') {
+                        c + 2
+                    } else {
+                        c + 1
+                    },
+                ),
                 None => (line, line.len()),
             }
         };
@@ -352,9 +369,9 @@ impl SseDecoder {
             }
             // ASCII digits only; anything else is ignored. Saturates rather than overflowing.
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                let ms = value
-                    .iter()
-                    .fold(0u64, |acc, d| acc.saturating_mul(10).saturating_add(u64::from(d - b'0')));
+                let ms = value.iter().fold(0u64, |acc, d| {
+                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
                 self.reconnection_time = Some(ms);
                 self.block_retry = Some(ms);
             }
@@ -364,7 +381,11 @@ impl SseDecoder {
     }
 
     #[inline]
-    fn dispatch<F: FnMut(Event<'_>) -> Result<()>>(&mut self, input: &[u8], on_event: &mut F) -> Result<()> {
+    fn dispatch<F: FnMut(Event<'_>) -> Result<()>>(
+        &mut self,
+        input: &[u8],
+        on_event: &mut F,
+    ) -> Result<()> {
         if self.committed_generation != self.id_generation {
             self.committed_generation = self.id_generation;
             self.last_event_id.clear();

@@ -22,8 +22,9 @@ fn check(text: &str, label: &str) -> bool {
     match parse(text) {
         None => false,
         Some(fast) => {
-            let slow = serde_parse(text)
-                .unwrap_or_else(|| panic!("{label}: fast path accepted what serde rejects: {text:?}"));
+            let slow = serde_parse(text).unwrap_or_else(|| {
+                panic!("{label}: fast path accepted what serde rejects: {text:?}")
+            });
             assert_eq!(fast, slow, "{label}: fast and serde differ on {text:?}");
             true
         }
@@ -34,14 +35,27 @@ fn check(text: &str, label: &str) -> bool {
 fn payloads() -> Vec<(String, String)> {
     let mut dirs = vec![repo_root().join("tests/fixtures/providers")];
     dirs.extend(shared_providers());
-    let openai_like = ["openai", "openai_compatible", "groq", "mistral", "deepseek", "openrouter", "together"];
+    let openai_like = [
+        "openai",
+        "openai_compatible",
+        "groq",
+        "mistral",
+        "deepseek",
+        "openrouter",
+        "together",
+    ];
     let mut out = Vec::new();
     for root in dirs {
         for provider in openai_like {
-            let Ok(entries) = std::fs::read_dir(root.join(provider)) else { continue };
+            let Ok(entries) = std::fs::read_dir(root.join(provider)) else {
+                continue;
+            };
             let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             files.sort();
-            for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "sse")) {
+            for path in files
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "sse"))
+            {
                 collect(path, &mut out);
             }
         }
@@ -66,20 +80,34 @@ fn collect(path: &Path, out: &mut Vec<(String, String)>) {
 #[test]
 fn recordings_parse_identically_and_mostly_fast() {
     let all = payloads();
-    assert!(all.len() > 200, "expected the recorded payloads, found {}", all.len());
+    assert!(
+        all.len() > 200,
+        "expected the recorded payloads, found {}",
+        all.len()
+    );
     let mut fast = 0;
     let mut ordinary = 0;
     for (name, text) in &all {
         let took = check(text, name);
         fast += usize::from(took);
         // An ordinary content delta: the fast path must take it.
-        if text.contains("\"delta\":{\"content\":\"") && !text.contains("\"logprobs\":{") && !text.contains("\"usage\":{") {
+        if text.contains("\"delta\":{\"content\":\"")
+            && !text.contains("\"logprobs\":{")
+            && !text.contains("\"usage\":{")
+        {
             ordinary += 1;
-            assert!(took, "{name}: the fast path skipped an ordinary chunk: {text}");
+            assert!(
+                took,
+                "{name}: the fast path skipped an ordinary chunk: {text}"
+            );
         }
     }
     assert!(ordinary > 100, "too few ordinary chunks seen: {ordinary}");
-    assert!(fast * 2 > all.len(), "fast path took only {fast} of {} payloads", all.len());
+    assert!(
+        fast * 2 > all.len(),
+        "fast path took only {fast} of {} payloads",
+        all.len()
+    );
 }
 
 #[test]
@@ -153,7 +181,11 @@ fn edge_cases() {
         (r#"{"x":truex}"#, false),
     ];
     for (i, (text, fast)) in cases.iter().enumerate() {
-        assert_eq!(check(text, &format!("case {i}")), *fast, "case {i}: fast path taken? {text:?}");
+        assert_eq!(
+            check(text, &format!("case {i}")),
+            *fast,
+            "case {i}: fast path taken? {text:?}"
+        );
     }
 }
 
@@ -192,12 +224,17 @@ fn random_mutations_never_disagree() {
                     }
                 }
             }
-            let Ok(t) = std::str::from_utf8(&m) else { continue };
+            let Ok(t) = std::str::from_utf8(&m) else {
+                continue;
+            };
             total += 1;
             accepted += usize::from(check(t, name));
         }
     }
     assert!(total > 10_000, "too few mutants: {total}");
     // Many single edits land inside string values and stay valid: the fast path must see those.
-    assert!(accepted > total / 10, "fast path accepted only {accepted} of {total} mutants");
+    assert!(
+        accepted > total / 10,
+        "fast path accepted only {accepted} of {total} mutants"
+    );
 }

@@ -53,7 +53,12 @@ fn summary(o: &Outcome) -> Value {
         })
         .unwrap_or_default();
     let error = o.error.as_ref().map(|e| match e {
-        Error::Provider { message, kind, code, .. } => {
+        Error::Provider {
+            message,
+            kind,
+            code,
+            ..
+        } => {
             json!({"variant": e.kind_name(), "message": message, "kind": kind, "code": code})
         }
         Error::Incomplete { dialect } => json!({"variant": e.kind_name(), "dialect": dialect}),
@@ -85,7 +90,11 @@ fn assert_matches(label: &str, got: &Value, want: &Value) {
         if k.starts_with('_') || k == "dialect" {
             continue;
         }
-        assert_eq!(got.get(k).unwrap_or(&Value::Null), v, "{label}: `{k}` differs\n got: {got:#}");
+        assert_eq!(
+            got.get(k).unwrap_or(&Value::Null),
+            v,
+            "{label}: `{k}` differs\n got: {got:#}"
+        );
     }
 }
 
@@ -93,18 +102,25 @@ fn assert_matches(label: &str, got: &Value, want: &Value) {
 fn project_fixtures_match_their_sidecars() {
     let root = repo_root().join("tests/fixtures/providers");
     let mut n = 0;
-    for dir in fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+    for dir in fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+    {
         let dir_name = dir.file_name().unwrap().to_string_lossy().into_owned();
         for body in bodies(&dir) {
             let label = body.strip_prefix(&root).unwrap().display().to_string();
             let sidecar = body.with_extension("expected.json");
             let want: Value = serde_json::from_slice(
-                &fs::read(&sidecar).unwrap_or_else(|e| panic!("{label}: no sidecar {}: {e}", sidecar.display())),
+                &fs::read(&sidecar)
+                    .unwrap_or_else(|e| panic!("{label}: no sidecar {}: {e}", sidecar.display())),
             )
             .unwrap_or_else(|e| panic!("{}: {e}", sidecar.display()));
             let dialect = match want.get("dialect").and_then(Value::as_str) {
                 Some(d) => d.to_owned(),
-                None => dialect_of(&dir_name).unwrap_or_else(|| panic!("{label}: no dialect")).to_owned(),
+                None => dialect_of(&dir_name)
+                    .unwrap_or_else(|| panic!("{label}: no dialect"))
+                    .to_owned(),
             };
             let input = fs::read(&body).unwrap();
             let o = decode_every_way(&dialect, &input, &label);
@@ -112,14 +128,29 @@ fn project_fixtures_match_their_sidecars() {
             n += 1;
         }
     }
-    assert!(n >= 30, "expected the project's provider fixtures, found {n}");
+    assert!(
+        n >= 30,
+        "expected the project's provider fixtures, found {n}"
+    );
 }
 
 /// The deliberate error recordings: (file, kind, code). Chunks before the error are kept.
 const SHARED_ERRORS: &[(&str, Option<&str>, Option<&str>)] = &[
-    ("anthropic_error_overloaded.sse", Some("overloaded_error"), None),
-    ("gemini_error_mid_stream.mock.sse", Some("CANCELLED"), Some("499")),
-    ("groq_error_tool_use_failed.sse", Some("invalid_request_error"), Some("tool_use_failed")),
+    (
+        "anthropic_error_overloaded.sse",
+        Some("overloaded_error"),
+        None,
+    ),
+    (
+        "gemini_error_mid_stream.mock.sse",
+        Some("CANCELLED"),
+        Some("499"),
+    ),
+    (
+        "groq_error_tool_use_failed.sse",
+        Some("invalid_request_error"),
+        Some("tool_use_failed"),
+    ),
     ("openrouter_error_chunk.sse", None, Some("400")),
 ];
 
@@ -130,8 +161,14 @@ fn shared_outcomes() -> Vec<(String, Outcome)> {
         return Vec::new();
     };
     let mut all = Vec::new();
-    for dir in fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
-        let Some(dialect) = dialect_of(&dir.file_name().unwrap().to_string_lossy()) else { continue };
+    for dir in fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+    {
+        let Some(dialect) = dialect_of(&dir.file_name().unwrap().to_string_lossy()) else {
+            continue;
+        };
         for body in bodies(&dir) {
             let name = body.file_name().unwrap().to_string_lossy().into_owned();
             let o = decode_every_way(dialect, &fs::read(&body).unwrap(), &name);
@@ -147,25 +184,42 @@ fn shared_recordings_decode_under_every_split() {
     if all.is_empty() {
         return;
     }
-    assert!(all.len() >= 50, "expected the shared recordings, found {}", all.len());
+    assert!(
+        all.len() >= 50,
+        "expected the shared recordings, found {}",
+        all.len()
+    );
     for (name, o) in &all {
         match SHARED_ERRORS.iter().find(|(f, ..)| f == name) {
             Some((_, kind, code)) => match &o.error {
-                Some(Error::Provider { kind: k, code: c, .. }) => {
-                    assert_eq!((k.as_deref(), c.as_deref()), (*kind, *code), "{name}: error kind/code");
+                Some(Error::Provider {
+                    kind: k, code: c, ..
+                }) => {
+                    assert_eq!(
+                        (k.as_deref(), c.as_deref()),
+                        (*kind, *code),
+                        "{name}: error kind/code"
+                    );
                 }
                 other => panic!("{name}: expected a provider error, got {other:?}"),
             },
             None => {
                 assert!(o.error.is_none(), "{name}: {:?}", o.error);
                 let c0 = o.completion.choices.iter().find(|c| c.index == 0);
-                assert!(c0.and_then(|c| c.finish_reason.as_ref()).is_some(), "{name}: no finish reason");
+                assert!(
+                    c0.and_then(|c| c.finish_reason.as_ref()).is_some(),
+                    "{name}: no finish reason"
+                );
             }
         }
     }
-    let summaries: Vec<(String, Value)> = all.iter().map(|(n, o)| (n.clone(), summary(o))).collect();
+    let summaries: Vec<(String, Value)> =
+        all.iter().map(|(n, o)| (n.clone(), summary(o))).collect();
     for (file, want) in shared_expectations() {
-        let (_, got) = summaries.iter().find(|(n, _)| n == file).unwrap_or_else(|| panic!("{file} missing"));
+        let (_, got) = summaries
+            .iter()
+            .find(|(n, _)| n == file)
+            .unwrap_or_else(|| panic!("{file} missing"));
         assert_matches(file, got, &want);
     }
 }
@@ -228,7 +282,10 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             json!({"finish_reason": "tool_calls", "native_finish_reason": "STOP",
             "tool_calls": [{"id": "call_0", "name": "get_capital", "arguments": "{\"country\":\"France\"}"}]}),
         ),
-        ("gemini_text_after_tool.sse", json!({"content": "The temperature in Paris is 30°C.\n"})),
+        (
+            "gemini_text_after_tool.sse",
+            json!({"content": "The temperature in Paris is 30°C.\n"}),
+        ),
         (
             "gemini_max_tokens.rig.sse",
             json!({"finish_reason": "length", "native_finish_reason": "MAX_TOKENS",
@@ -244,7 +301,10 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             json!({"finish_reason": "content_filter",
             "native_finish_reason": "SAFETY"}),
         ),
-        ("gemini_error_mid_stream.mock.sse", json!({"content": "First Second "})),
+        (
+            "gemini_error_mid_stream.mock.sse",
+            json!({"content": "First Second "}),
+        ),
         (
             "gemini_code_execution_unicode.rig.sse",
             json!({"content": "résultats ✅ 42 et 142.",
@@ -283,7 +343,10 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             "usage": {"prompt_tokens": 1445, "completion_tokens": 43, "total_tokens": 1488,
                       "prompt_tokens_details": {"cached_tokens": 704}}}),
         ),
-        ("cohere_v2_max_tokens.rig.sse", json!({"finish_reason": "length", "native_finish_reason": "MAX_TOKENS"})),
+        (
+            "cohere_v2_max_tokens.rig.sse",
+            json!({"finish_reason": "length", "native_finish_reason": "MAX_TOKENS"}),
+        ),
         (
             "cohere_v2_thinking_then_tool_call.rig.sse",
             json!({"content": null, "tool_calls": [
@@ -308,7 +371,10 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             "native_finish_reason": "stop",
             "tool_calls": [{"id": "call_REDACTED_1", "name": "lookup_harbor_label", "arguments": "{}"}]}),
         ),
-        ("groq_error_tool_use_failed.sse", json!({"content": "", "finish_reason": null})),
+        (
+            "groq_error_tool_use_failed.sse",
+            json!({"content": "", "finish_reason": null}),
+        ),
         (
             "groq_text_x_groq_usage.sse",
             json!({"finish_reason": "stop", "usage": {"prompt_tokens": 339,
@@ -336,7 +402,10 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             json!({"content": "Hello, world! This is a test response.",
             "finish_reason": "stop"}),
         ),
-        ("mistral_n2_length.rig.sse", json!({"choices": 2, "content": "c", "finish_reason": "length"})),
+        (
+            "mistral_n2_length.rig.sse",
+            json!({"choices": 2, "content": "c", "finish_reason": "length"}),
+        ),
         (
             "openrouter_error_chunk.sse",
             json!({"reasoning_content": "We need to respond to a greeting. The user",
@@ -353,7 +422,12 @@ fn shared_recordings_in_detail() {
     if all.is_empty() {
         return;
     }
-    let get = |f: &str| &all.iter().find(|(n, _)| n == f).unwrap_or_else(|| panic!("{f} missing")).1;
+    let get = |f: &str| {
+        &all.iter()
+            .find(|(n, _)| n == f)
+            .unwrap_or_else(|| panic!("{f} missing"))
+            .1
+    };
     let msg = |f: &str| get(f).completion.choices[0].message.clone();
 
     // Thinking, then its signature, then the answer.
@@ -363,61 +437,133 @@ fn shared_recordings_in_detail() {
         .as_deref()
         .unwrap()
         .starts_with("This is a straightforward question about pedestrian safety."));
-    assert!(m.reasoning_signature.as_deref().unwrap().starts_with("EvMCCkYICxgCKkCHP2cSuEdcJK/0rFwqES"));
+    assert!(m
+        .reasoning_signature
+        .as_deref()
+        .unwrap()
+        .starts_with("EvMCCkYICxgCKkCHP2cSuEdcJK/0rFwqES"));
     assert!(m.content.as_deref().unwrap().len() > 200);
     let m = msg("anthropic_thinking_nonascii.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().contains("Pelé (play on pelican"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .contains("Pelé (play on pelican"));
     // Redacted thinking yields no text; the answer is kept.
     let m = msg("anthropic_thinking_redacted.sse");
     assert_eq!(m.reasoning_content, None);
-    assert!(m.content.as_deref().unwrap().starts_with("I notice that you've sent what appears to be some"));
+    assert!(m
+        .content
+        .as_deref()
+        .unwrap()
+        .starts_with("I notice that you've sent what appears to be some"));
     // The server-side search is not a client tool call.
     let m = msg("anthropic_web_search_server_tool.sse");
     assert_eq!(m.tool_calls, None);
-    assert!(!m.content.as_deref().unwrap().contains("San Francisco weather today\"}"));
-    assert_eq!(get("anthropic_web_search_server_tool.sse").completion.usage.as_ref().unwrap().prompt_tokens, 10423);
-    assert!(msg("anthropic_text_emoji.sse").content.unwrap().ends_with("being useful! 😄"));
+    assert!(!m
+        .content
+        .as_deref()
+        .unwrap()
+        .contains("San Francisco weather today\"}"));
+    assert_eq!(
+        get("anthropic_web_search_server_tool.sse")
+            .completion
+            .usage
+            .as_ref()
+            .unwrap()
+            .prompt_tokens,
+        10423
+    );
+    assert!(msg("anthropic_text_emoji.sse")
+        .content
+        .unwrap()
+        .ends_with("being useful! 😄"));
 
     // Gemini thoughts and their signatures.
     let m = msg("gemini_thinking.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("**Clarifying User Goals**"));
-    assert!(!m.content.as_deref().unwrap().contains("**Clarifying User Goals**"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("**Clarifying User Goals**"));
+    assert!(!m
+        .content
+        .as_deref()
+        .unwrap()
+        .contains("**Clarifying User Goals**"));
     let m = msg("gemini_thinking_function_call_signature.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("**Calculating the Days**"));
-    assert!(m.reasoning_signature.as_deref().unwrap().starts_with("CiIBVKhc7vB+vaaq6rA/KC79Ts7iXagIOA4E"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("**Calculating the Days**"));
+    assert!(m
+        .reasoning_signature
+        .as_deref()
+        .unwrap()
+        .starts_with("CiIBVKhc7vB+vaaq6rA/KC79Ts7iXagIOA4E"));
     assert_eq!(m.tool_calls.as_ref().unwrap()[0].function.name, "now");
     let m = msg("gemini_stream_json_array.json");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("**Considering the Constraint**"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("**Considering the Constraint**"));
 
     // Cohere reasoning: thinking blocks and the tool plan are reasoning, not content.
     let m = msg("cohere_v2_reasoning.reframed.sse");
     assert!(m.reasoning_content.as_deref().unwrap().len() > 20);
     assert!(m.content.as_deref().unwrap().len() > 10);
     let m = msg("cohere_v2_tools.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("I will"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("I will"));
 
     // Ollama thinking, then a call; text with a multi-byte arrow.
     let m = msg("ollama_chat_thinking_tool_call.ndjson");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("Okay, the"));
-    assert!(msg("ollama_chat_text.ndjson").content.unwrap().contains('→'));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("Okay, the"));
+    assert!(msg("ollama_chat_text.ndjson")
+        .content
+        .unwrap()
+        .contains('→'));
 
     // OpenAI-compatible variants.
     let m = msg("mistral_magistral_thinking.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("Okay, the user"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("Okay, the user"));
     assert!(m.content.as_deref().unwrap().starts_with("To"));
     let m = msg("deepseek_reasoner_emoji.sse");
     assert!(m.reasoning_content.as_deref().unwrap().starts_with("Hmm,"));
     assert!(m.content.as_deref().unwrap().contains('😊'));
-    let u = get("deepseek_reasoner_emoji.sse").completion.usage.clone().unwrap();
+    let u = get("deepseek_reasoner_emoji.sse")
+        .completion
+        .usage
+        .clone()
+        .unwrap();
     assert_eq!((u.prompt_tokens, u.completion_tokens), (6, 212));
     let m = msg("groq_error_tool_use_failed.sse");
-    assert!(m.reasoning_content.as_deref().unwrap().starts_with("We need to call"));
+    assert!(m
+        .reasoning_content
+        .as_deref()
+        .unwrap()
+        .starts_with("We need to call"));
 }
 
 /// openai/*.expected.json: the accumulated results openai-python's own tests assert.
 #[test]
 fn shared_openai_expected_results() {
-    let Some(root) = shared_providers() else { return };
+    let Some(root) = shared_providers() else {
+        return;
+    };
     let mut n = 0;
     for body in bodies(&root.join("openai")) {
         let sidecar = body.with_extension("expected.json");

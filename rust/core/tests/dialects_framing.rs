@@ -11,14 +11,25 @@ fn gemini_tells_a_json_body_from_sse_after_leading_blanks() {
         b"\r\n  [{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hi\"}]}, \"finishReason\": \"STOP\"}]}]\n";
     let o = decode_every_way("gemini", array, "array after blanks");
     assert_eq!(o.error, None);
-    assert_eq!(o.completion.choices[0].message.content.as_deref(), Some("Hi"));
+    assert_eq!(
+        o.completion.choices[0].message.content.as_deref(),
+        Some("Hi")
+    );
 
     // An error body that is one object, not an array.
     let body = b"\n{\n  \"error\": {\"code\": 400, \"message\": \"API key not valid.\", \"status\": \"INVALID_ARGUMENT\"}\n}\n";
     let o = decode_every_way("gemini", body, "bare error body");
     match o.error {
-        Some(Error::Provider { kind, code, message, .. }) => {
-            assert_eq!((kind.as_deref(), code.as_deref()), (Some("INVALID_ARGUMENT"), Some("400")));
+        Some(Error::Provider {
+            kind,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(
+                (kind.as_deref(), code.as_deref()),
+                (Some("INVALID_ARGUMENT"), Some("400"))
+            );
             assert_eq!(message, "API key not valid.");
         }
         other => panic!("{other:?}"),
@@ -32,21 +43,33 @@ fn gemini_sse_keeps_lf_and_cr_line_endings() {
         let body = format!("data: {ev}{sep}{sep}");
         let o = decode_every_way("gemini", body.as_bytes(), &format!("separator {sep:?}"));
         assert_eq!(o.error, None, "{sep:?}");
-        assert_eq!(o.completion.choices[0].message.content.as_deref(), Some("ok"));
+        assert_eq!(
+            o.completion.choices[0].message.content.as_deref(),
+            Some("ok")
+        );
         // And without the final blank line.
         let body = format!("data: {ev}{sep}");
-        let o = decode_every_way("gemini", body.as_bytes(), &format!("separator {sep:?}, no blank line"));
+        let o = decode_every_way(
+            "gemini",
+            body.as_bytes(),
+            &format!("separator {sep:?}, no blank line"),
+        );
         assert_eq!(o.error, None, "{sep:?} without blank line");
     }
     // A last line cut short is not delivered: the answer is incomplete.
-    let o = decode("gemini", &[format!("data: {}", &ev[..ev.len() - 3]).as_bytes()]);
+    let o = decode(
+        "gemini",
+        &[format!("data: {}", &ev[..ev.len() - 3]).as_bytes()],
+    );
     assert_eq!(o.error, Some(Error::Incomplete { dialect: "gemini" }));
 }
 
 #[test]
 fn frames_beyond_the_size_limit_are_refused() {
-    let big =
-        format!("[{{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"{}\"}}]}}}}]}}]", "x".repeat(200));
+    let big = format!(
+        "[{{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"{}\"}}]}}}}]}}]",
+        "x".repeat(200)
+    );
     for pieces in [vec![big.as_bytes()], big.as_bytes().chunks(7).collect()] {
         let mut d = ChunkDecoder::with_max_event_size("gemini", 100).unwrap();
         let mut out = Vec::new();
@@ -56,7 +79,10 @@ fn frames_beyond_the_size_limit_are_refused() {
     }
     let raw = format!("data: {{}}\n\n{{\"error\": \"{}\"}}\n", "y".repeat(200));
     let mut d = ChunkDecoder::with_max_event_size("gemini", 100).unwrap();
-    assert_eq!(d.feed(raw.as_bytes(), &mut Vec::new()).err(), Some(Error::EventTooLarge { limit: 100 }));
+    assert_eq!(
+        d.feed(raw.as_bytes(), &mut Vec::new()).err(),
+        Some(Error::EventTooLarge { limit: 100 })
+    );
 }
 
 #[test]
@@ -68,10 +94,16 @@ fn a_decoder_is_poisoned_after_a_provider_error() {
         &mut out,
     );
     assert!(matches!(e, Err(Error::Provider { kind: Some(ref k), .. }) if k == "api_error"));
-    assert_eq!(d.feed(b"event: ping\ndata: {}\n\n", &mut out), Err(Error::Poisoned));
+    assert_eq!(
+        d.feed(b"event: ping\ndata: {}\n\n", &mut out),
+        Err(Error::Poisoned)
+    );
 
     let mut d = ChunkDecoder::new("gemini").unwrap();
-    let e = d.feed(b"data: {\"candidates\": []}\n\n{\"error\": {\"code\": 500}}\n", &mut out);
+    let e = d.feed(
+        b"data: {\"candidates\": []}\n\n{\"error\": {\"code\": 500}}\n",
+        &mut out,
+    );
     assert!(matches!(e, Err(Error::Provider { .. })));
     assert_eq!(d.feed(b"data: {}\n\n", &mut out), Err(Error::Poisoned));
 }
@@ -109,7 +141,10 @@ data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\"},
 data: {\"type\":\"message_stop\"}\n\n";
     let o = decode_every_way("anthropic", anthropic, "anthropic unnamed");
     let c = &o.completion.choices[0];
-    assert_eq!((c.message.content.as_deref(), c.finish_reason.as_deref()), (Some("yo"), Some("stop")));
+    assert_eq!(
+        (c.message.content.as_deref(), c.finish_reason.as_deref()),
+        (Some("yo"), Some("stop"))
+    );
     assert_eq!(o.completion.usage.as_ref().map(|u| u.total_tokens), Some(5));
 
     let cohere = b"data: {\"type\":\"message-start\",\"id\":\"x\"}\n\n\
@@ -117,14 +152,20 @@ data: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\
 data: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"STOP_SEQUENCE\"}}\n\n";
     let o = decode_every_way("cohere", cohere, "cohere unnamed");
     let c = &o.completion.choices[0];
-    assert_eq!((c.message.content.as_deref(), c.finish_reason.as_deref()), (Some("hey"), Some("stop")));
+    assert_eq!(
+        (c.message.content.as_deref(), c.finish_reason.as_deref()),
+        (Some("hey"), Some("stop"))
+    );
     assert_eq!(c.native_finish_reason.as_deref(), Some("STOP_SEQUENCE"));
 }
 
 #[test]
 fn invalid_json_is_a_typed_error() {
     for (dialect, body) in [
-        ("anthropic", &b"event: content_block_delta\ndata: {\"type\":\n\n"[..]),
+        (
+            "anthropic",
+            &b"event: content_block_delta\ndata: {\"type\":\n\n"[..],
+        ),
         ("gemini", b"data: {not json}\n\n"),
         ("cohere", b"event: content-delta\ndata: [1,\n\n"),
         ("ollama", b"{\"done\":\n"),
@@ -152,14 +193,23 @@ fn lenient_shapes_from_relays() {
 data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":null,\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
     let o = decode("openai_chat", &[body]);
     assert_eq!(o.error, None);
-    assert_eq!(o.completion.choices[0].finish_reason.as_deref(), Some("stop"));
+    assert_eq!(
+        o.completion.choices[0].finish_reason.as_deref(),
+        Some("stop")
+    );
 
     // A tool_use block whose whole input came up front (no input deltas).
     let body = b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\": 1}}}\n\n\
 event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
 event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":5}}\n\n";
     let o = decode("anthropic", &[body]);
-    assert_eq!(o.error, None, "a stop reason proves the answer whole without message_stop");
+    assert_eq!(
+        o.error, None,
+        "a stop reason proves the answer whole without message_stop"
+    );
     let calls = o.completion.choices[0].message.tool_calls.clone().unwrap();
-    assert_eq!((calls[0].id.as_str(), calls[0].function.arguments.as_str()), ("t1", "{\"a\":1}"));
+    assert_eq!(
+        (calls[0].id.as_str(), calls[0].function.arguments.as_str()),
+        ("t1", "{\"a\":1}")
+    );
 }

@@ -22,7 +22,15 @@ use support::*;
 #[test]
 fn text_stream_has_openai_shape() {
     let mut b = builder();
-    let ev = run(&mut b, &[chunk(json!({"role": "assistant", "content": ""}), None), text("Hel"), text("lo"), finish("stop")]);
+    let ev = run(
+        &mut b,
+        &[
+            chunk(json!({"role": "assistant", "content": ""}), None),
+            text("Hel"),
+            text("lo"),
+            finish("stop"),
+        ],
+    );
     assert_eq!(
         types(&ev),
         [
@@ -49,7 +57,10 @@ fn text_stream_has_openai_shape() {
         json!({"type": "response.output_text.delta", "item_id": "msg_0123abcd0000", "output_index": 0,
                "content_index": 0, "delta": "Hel", "logprobs": [], "sequence_number": 4})
     );
-    assert_eq!(j[3]["part"], json!({"type": "output_text", "annotations": [], "logprobs": [], "text": ""}));
+    assert_eq!(
+        j[3]["part"],
+        json!({"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
+    );
     assert_eq!(
         snap["output"],
         json!([{"type": "message", "id": "msg_0123abcd0000", "status": "completed", "role": "assistant",
@@ -69,7 +80,10 @@ fn queued_start_then_in_progress() {
     assert_eq!(types(&out), ["response.created", "response.queued"]);
     assert_eq!(to_json(&out)[0]["response"]["status"], "queued");
     assert_eq!(to_json(&out)[0]["response"]["background"], true);
-    assert_eq!(serde_json::to_value(b.snapshot()).unwrap()["status"], "queued");
+    assert_eq!(
+        serde_json::to_value(b.snapshot()).unwrap()["status"],
+        "queued"
+    );
     b.on_chunk(&text("x"), &mut out);
     assert_eq!(out[2].name(), "response.in_progress");
     assert_eq!(to_json(&out)[2]["response"]["status"], "in_progress");
@@ -98,7 +112,10 @@ fn reasoning_then_text_even_in_one_chunk() {
         ]
     );
     let out = snap["output"].as_array().unwrap();
-    assert_eq!(out[0], json!({"type": "reasoning", "id": "rs_0123abcd0000", "summary": [{"type": "summary_text", "text": "I think"}]}));
+    assert_eq!(
+        out[0],
+        json!({"type": "reasoning", "id": "rs_0123abcd0000", "summary": [{"type": "summary_text", "text": "I think"}]})
+    );
     assert_eq!(out[1]["id"], "msg_0123abcd0001");
     assert_eq!(b.output_text(), "Hi!");
     // The reasoning item is added with an empty summary, as OpenAI does.
@@ -134,8 +151,14 @@ fn parallel_tool_calls_and_late_name() {
     assert_eq!(out[2]["name"], "lookup");
     assert_eq!(out[2]["arguments"], "{\"x\":1}");
     let j = to_json(&ev);
-    let added: Vec<&Value> = j.iter().filter(|e| e["type"] == "response.output_item.added").collect();
-    assert_eq!(added[1]["item"]["arguments"], "", "function_call added with empty arguments");
+    let added: Vec<&Value> = j
+        .iter()
+        .filter(|e| e["type"] == "response.output_item.added")
+        .collect();
+    assert_eq!(
+        added[1]["item"]["arguments"], "",
+        "function_call added with empty arguments"
+    );
     assert_eq!(b.status(), Status::Completed);
 }
 
@@ -152,9 +175,22 @@ fn tool_call_without_id_or_name_keeps_arguments() {
 #[test]
 fn text_after_tool_call_opens_a_new_message() {
     let mut b = builder();
-    let ev = run(&mut b, &[text("a"), tool(0, Some("c"), Some("f"), "{}"), text("b"), finish("stop")]);
+    let ev = run(
+        &mut b,
+        &[
+            text("a"),
+            tool(0, Some("c"), Some("f"), "{}"),
+            text("b"),
+            finish("stop"),
+        ],
+    );
     let snap = check(&b, &ev);
-    let kinds: Vec<&str> = snap["output"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = snap["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["message", "function_call", "message"]);
     assert_eq!(b.output_text(), "ab");
 }
@@ -162,7 +198,15 @@ fn text_after_tool_call_opens_a_new_message() {
 #[test]
 fn refusal_part_and_text_part_share_a_message() {
     let mut b = builder();
-    let ev = run(&mut b, &[text("Well. "), refusal("I can't "), refusal("help."), finish("stop")]);
+    let ev = run(
+        &mut b,
+        &[
+            text("Well. "),
+            refusal("I can't "),
+            refusal("help."),
+            finish("stop"),
+        ],
+    );
     let snap = check(&b, &ev);
     assert!(types(&ev).contains(&"response.refusal.delta"));
     assert!(types(&ev).contains(&"response.refusal.done"));
@@ -177,11 +221,36 @@ fn refusal_part_and_text_part_share_a_message() {
 #[test]
 fn finish_reason_picks_the_terminal_event() {
     let cases: &[(Option<&str>, &str, Status, Value)] = &[
-        (Some("stop"), "response.completed", Status::Completed, Value::Null),
-        (Some("tool_calls"), "response.completed", Status::Completed, Value::Null),
-        (Some("length"), "response.incomplete", Status::Incomplete, json!({"reason": "max_output_tokens"})),
-        (Some("content_filter"), "response.incomplete", Status::Incomplete, json!({"reason": "content_filter"})),
-        (Some("error"), "response.failed", Status::Failed, Value::Null),
+        (
+            Some("stop"),
+            "response.completed",
+            Status::Completed,
+            Value::Null,
+        ),
+        (
+            Some("tool_calls"),
+            "response.completed",
+            Status::Completed,
+            Value::Null,
+        ),
+        (
+            Some("length"),
+            "response.incomplete",
+            Status::Incomplete,
+            json!({"reason": "max_output_tokens"}),
+        ),
+        (
+            Some("content_filter"),
+            "response.incomplete",
+            Status::Incomplete,
+            json!({"reason": "content_filter"}),
+        ),
+        (
+            Some("error"),
+            "response.failed",
+            Status::Failed,
+            Value::Null,
+        ),
         (None, "response.failed", Status::Failed, Value::Null),
     ];
     for (reason, last, status, details) in cases {
@@ -195,7 +264,11 @@ fn finish_reason_picks_the_terminal_event() {
         assert_eq!(ev.last().unwrap().name(), *last, "{reason:?}");
         assert_eq!(b.status(), *status);
         assert_eq!(snap["incomplete_details"], *details);
-        let item_status = if *status == Status::Completed { "completed" } else { "incomplete" };
+        let item_status = if *status == Status::Completed {
+            "completed"
+        } else {
+            "incomplete"
+        };
         assert_eq!(snap["output"][0]["status"], item_status, "{reason:?}");
         if *status != Status::Completed {
             assert_eq!(snap["completed_at"], Value::Null);
@@ -212,15 +285,29 @@ fn fail_sends_error_then_failed_with_an_sdk_code() {
     let snap = check(&b, &out);
     let j = to_json(&out);
     let n = j.len();
-    assert_eq!(j[n - 2], json!({"type": "error", "code": "insufficient_quota", "message": "You exceeded your quota", "param": null, "sequence_number": n - 2}));
+    assert_eq!(
+        j[n - 2],
+        json!({"type": "error", "code": "insufficient_quota", "message": "You exceeded your quota", "param": null, "sequence_number": n - 2})
+    );
     assert_eq!(j[n - 1]["type"], "response.failed");
-    assert_eq!(snap["error"], json!({"code": "rate_limit_exceeded", "message": "You exceeded your quota"}));
+    assert_eq!(
+        snap["error"],
+        json!({"code": "rate_limit_exceeded", "message": "You exceeded your quota"})
+    );
     assert_eq!(snap["status"], "failed");
     // The partial reasoning is kept, its part marked incomplete.
     assert_eq!(snap["output"][0]["summary"][0]["text"], "hmm");
-    assert!(j.iter().any(|e| e["type"] == "response.reasoning_summary_part.done" && e["status"] == "incomplete"));
-    assert_eq!(polystream_core::responses::normalize_error_code("vector_store_timeout"), "vector_store_timeout");
-    assert_eq!(polystream_core::responses::normalize_error_code("background_streaming_error"), "server_error");
+    assert!(j.iter().any(
+        |e| e["type"] == "response.reasoning_summary_part.done" && e["status"] == "incomplete"
+    ));
+    assert_eq!(
+        polystream_core::responses::normalize_error_code("vector_store_timeout"),
+        "vector_store_timeout"
+    );
+    assert_eq!(
+        polystream_core::responses::normalize_error_code("background_streaming_error"),
+        "server_error"
+    );
 }
 
 #[test]
@@ -228,7 +315,10 @@ fn fail_before_start_still_begins_with_created() {
     let mut b = builder();
     let mut out = Vec::new();
     b.fail("server_error", "upstream unreachable", &mut out);
-    assert_eq!(types(&out), ["response.created", "error", "response.failed"]);
+    assert_eq!(
+        types(&out),
+        ["response.created", "error", "response.failed"]
+    );
     check(&b, &out);
 }
 
@@ -240,7 +330,9 @@ fn cancel_closes_items_without_a_lifecycle_event() {
     assert!(b.cancel(&mut out));
     let t = types(&out);
     assert_eq!(t[t.len() - 1], "response.output_item.done");
-    assert!(!t.iter().any(|n| n.contains("completed") || n.contains("failed") || n.contains("incomplete")));
+    assert!(!t
+        .iter()
+        .any(|n| n.contains("completed") || n.contains("failed") || n.contains("incomplete")));
     let snap = check(&b, &out);
     assert_eq!(snap["status"], "cancelled");
     assert_eq!(snap["output"][0]["status"], "incomplete");
@@ -284,7 +376,10 @@ fn usage_maps_with_every_required_field() {
         json!({"input_tokens": 100, "input_tokens_details": {"cached_tokens": 64, "cache_write_tokens": 0},
                "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 5}, "total_tokens": 120})
     );
-    let bare: ChatChunk = serde_json::from_value(json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}})).unwrap();
+    let bare: ChatChunk = serde_json::from_value(
+        json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}),
+    )
+    .unwrap();
     let mut b = builder();
     let ev = run(&mut b, &[text("x"), bare, finish("stop")]);
     let snap = check(&b, &ev);
@@ -335,29 +430,62 @@ fn request_fields_are_echoed() {
     assert_eq!(v["metadata"], json!({"k": "v"}));
     assert_eq!(v["parallel_tool_calls"], false);
     assert_eq!(v["reasoning"], json!({"effort": "low", "summary": null}));
-    assert_eq!(v["text"], json!({"format": {"type": "text"}, "verbosity": "low"}));
+    assert_eq!(
+        v["text"],
+        json!({"format": {"type": "text"}, "verbosity": "low"})
+    );
     assert_eq!(v["tool_choice"], "required");
-    assert_eq!(v["tools"][0], json!({"type": "function", "name": "f", "description": null, "strict": true, "parameters": {"type": "object", "properties": {}}}));
+    assert_eq!(
+        v["tools"][0],
+        json!({"type": "function", "name": "f", "description": null, "strict": true, "parameters": {"type": "object", "properties": {}}})
+    );
     assert_eq!(v["tools"][1], json!({"type": "web_search"}));
     assert_eq!(v["conversation"], json!({"id": "conv_1"}));
     assert_eq!(v["store"], false);
     assert_eq!(v["model"], "gpt-4o");
     assert!(v.get("input").is_none() && v.get("stream").is_none());
-    let queued = builder().with_request(&req).with_initial_status(Status::Queued);
+    let queued = builder()
+        .with_request(&req)
+        .with_initial_status(Status::Queued);
     assert_eq!(queued.status(), Status::Queued);
 }
 
 #[test]
 fn item_ids_are_unique_stable_and_configurable() {
-    let chunks = [reasoning("r"), text("t"), tool(0, Some("c0"), Some("f"), "{}"), tool(1, Some("c1"), Some("g"), "{}"), reasoning("r2"), finish("stop")];
+    let chunks = [
+        reasoning("r"),
+        text("t"),
+        tool(0, Some("c0"), Some("f"), "{}"),
+        tool(1, Some("c1"), Some("g"), "{}"),
+        reasoning("r2"),
+        finish("stop"),
+    ];
     let mut b = builder();
     let ev = run(&mut b, &chunks);
     let snap = check(&b, &ev);
-    let ids: Vec<&str> = snap["output"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["rs_0123abcd0000", "msg_0123abcd0001", "fc_0123abcd0002", "fc_0123abcd0003", "rs_0123abcd0004"]);
+    let ids: Vec<&str> = snap["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "rs_0123abcd0000",
+            "msg_0123abcd0001",
+            "fc_0123abcd0002",
+            "fc_0123abcd0003",
+            "rs_0123abcd0004"
+        ]
+    );
     let mut again = builder();
     run(&mut again, &chunks);
-    assert_eq!(serde_json::to_value(again.snapshot()).unwrap()["output"], snap["output"], "stable");
+    assert_eq!(
+        serde_json::to_value(again.snapshot()).unwrap()["output"],
+        snap["output"],
+        "stable"
+    );
     let mut c = builder().with_item_id_base("f00d");
     let ev = run(&mut c, &[text("x"), finish("stop")]);
     assert_eq!(check(&c, &ev)["output"][0]["id"], "msg_f00d0000");
@@ -372,7 +500,11 @@ fn snapshot_mid_stream_shows_text_so_far() {
     }
     let v = serde_json::to_value(b.snapshot()).unwrap();
     assert_eq!(v["status"], "in_progress");
-    assert_eq!(v["output"][0]["status"], Value::Null, "reasoning items carry no status");
+    assert_eq!(
+        v["output"][0]["status"],
+        Value::Null,
+        "reasoning items carry no status"
+    );
     assert_eq!(v["output"][1]["status"], "in_progress");
     assert_eq!(v["output"][1]["content"][0]["text"], "Hello th");
     assert_eq!(b.output_text(), "Hello th");
@@ -384,7 +516,8 @@ fn snapshot_mid_stream_shows_text_so_far() {
 fn other_choices_are_ignored() {
     let c: ChatChunk = serde_json::from_value(json!({"choices": [
         {"index": 1, "delta": {"content": "other"}, "finish_reason": "length"},
-        {"index": 0, "delta": {"content": "mine"}, "finish_reason": "stop"}]})).unwrap();
+        {"index": 0, "delta": {"content": "mine"}, "finish_reason": "stop"}]}))
+    .unwrap();
     let mut b = builder();
     let ev = run(&mut b, &[c]);
     check(&b, &ev);

@@ -21,7 +21,9 @@ fn repo_root() -> PathBuf {
 }
 
 fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s).expect("valid base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("valid base64")
 }
 
 fn load(path: &Path) -> Vec<Case> {
@@ -36,10 +38,14 @@ fn load(path: &Path) -> Vec<Case> {
                 _ => panic!("case without input"),
             };
             let chunks = match (c.get("chunks"), c.get("chunks_b64")) {
-                (Some(Value::Array(a)), _) => {
-                    Some(a.iter().map(|s| s.as_str().unwrap().as_bytes().to_vec()).collect())
+                (Some(Value::Array(a)), _) => Some(
+                    a.iter()
+                        .map(|s| s.as_str().unwrap().as_bytes().to_vec())
+                        .collect(),
+                ),
+                (_, Some(Value::Array(a))) => {
+                    Some(a.iter().map(|s| b64(s.as_str().unwrap())).collect())
                 }
-                (_, Some(Value::Array(a))) => Some(a.iter().map(|s| b64(s.as_str().unwrap())).collect()),
                 _ => None,
             };
             let events = c["events"]
@@ -70,9 +76,15 @@ fn cases() -> Vec<Case> {
     if shared.exists() {
         let n = all.len();
         all.extend(load(&shared));
-        assert!(all.len() - n >= 100, "shared vectors present but fewer than expected");
+        assert!(
+            all.len() - n >= 100,
+            "shared vectors present but fewer than expected"
+        );
     } else {
-        eprintln!("note: {} not present; running the project's own vectors only", shared.display());
+        eprintln!(
+            "note: {} not present; running the project's own vectors only",
+            shared.display()
+        );
     }
     all
 }
@@ -81,7 +93,8 @@ fn run(pieces: &[&[u8]]) -> (Vec<OwnedEvent>, Option<u64>) {
     let mut d = SseDecoder::new();
     let mut out = Vec::new();
     for p in pieces {
-        d.feed_owned(p, &mut out).expect("no error on conformance input");
+        d.feed_owned(p, &mut out)
+            .expect("no error on conformance input");
     }
     d.finish().unwrap();
     (out, d.reconnection_time())
@@ -92,7 +105,12 @@ fn check(case: &Case, pieces: &[&[u8]], how: &str) {
     // The vectors only state `retry` where it matters; compare it only there.
     let got: Vec<OwnedEvent> = events
         .into_iter()
-        .zip(case.events.iter().map(|e| e.retry.is_some()).chain(std::iter::repeat(false)))
+        .zip(
+            case.events
+                .iter()
+                .map(|e| e.retry.is_some())
+                .chain(std::iter::repeat(false)),
+        )
         .map(|(mut e, keep)| {
             if !keep {
                 e.retry = None;
@@ -101,14 +119,21 @@ fn check(case: &Case, pieces: &[&[u8]], how: &str) {
         })
         .collect();
     assert_eq!(got, case.events, "case {} ({how})", case.name);
-    assert_eq!(retry, case.final_retry, "case {} final_retry ({how})", case.name);
+    assert_eq!(
+        retry, case.final_retry,
+        "case {} final_retry ({how})",
+        case.name
+    );
 }
 
 /// A small deterministic PRNG: the splits are reproducible without a dependency.
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n.max(1)
     }
 }
@@ -124,7 +149,12 @@ fn vectors_whole() {
 fn vectors_given_chunks() {
     for c in cases() {
         if let Some(chunks) = &c.chunks {
-            assert_eq!(chunks.concat(), c.input, "case {}: chunks concatenate to input", c.name);
+            assert_eq!(
+                chunks.concat(),
+                c.input,
+                "case {}: chunks concatenate to input",
+                c.name
+            );
             let pieces: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
             check(&c, &pieces, "given chunks");
         }

@@ -33,7 +33,10 @@ impl ChatCompletionChunk {
         Self::from_arc(Arc::new(inner))
     }
     pub fn from_arc(inner: Arc<ChatChunk>) -> Self {
-        ChatCompletionChunk { inner, choices: OnceObject::new() }
+        ChatCompletionChunk {
+            inner,
+            choices: OnceObject::new(),
+        }
     }
 }
 
@@ -43,10 +46,12 @@ impl ChatCompletionChunk {
     #[staticmethod]
     fn from_json(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
         let chunk = crate::convert::with_bytes_or_str(data, |b| {
-            serde_json::from_slice::<ChatChunk>(b).map_err(|e| polystream_core::Error::InvalidJson {
-                dialect: "openai_chat",
-                message: e.to_string(),
-                payload: String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned(),
+            serde_json::from_slice::<ChatChunk>(b).map_err(|e| {
+                polystream_core::Error::InvalidJson {
+                    dialect: "openai_chat",
+                    message: e.to_string(),
+                    payload: String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned(),
+                }
             })
         })?
         .map_err(|e| crate::errors::to_pyerr(py, e, None))?;
@@ -80,13 +85,18 @@ impl ChatCompletionChunk {
     #[getter]
     fn choices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.choices.get_or_try_init(py, || {
-            let views = (0..self.inner.choices.len()).map(|i| Ok(ChunkChoice::new(py, &self.inner, i)?.into_any()));
+            let views = (0..self.inner.choices.len())
+                .map(|i| Ok(ChunkChoice::new(py, &self.inner, i)?.into_any()));
             Ok(list_from_iter(py, views)?.into_any())
         })
     }
     #[getter]
     fn usage<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.usage.as_ref().map(|u| to_record(py, u)).transpose()
+        self.inner
+            .usage
+            .as_ref()
+            .map(|u| to_record(py, u))
+            .transpose()
     }
     /// The chunk as plain JSON-ready Python data, in OpenAI's wire shape.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -106,10 +116,13 @@ impl ChatCompletionChunk {
     fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         let d = self.to_dict(py)?;
         let d = d.downcast::<PyDict>()?;
-        d.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.to_owned()))
+        d.get_item(key)?
+            .ok_or_else(|| PyKeyError::new_err(key.to_owned()))
     }
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.downcast::<ChatCompletionChunk>().is_ok_and(|o| *o.get().inner == *self.inner)
+        other
+            .downcast::<ChatCompletionChunk>()
+            .is_ok_and(|o| *o.get().inner == *self.inner)
     }
     fn __repr__(&self) -> String {
         format!("ChatCompletionChunk({})", self.to_json())
@@ -154,7 +167,11 @@ pub struct ChunkChoice {
 }
 
 impl ChunkChoice {
-    fn new<'py>(py: Python<'py>, chunk: &Arc<ChatChunk>, i: usize) -> PyResult<Bound<'py, ChunkChoice>> {
+    fn new<'py>(
+        py: Python<'py>,
+        chunk: &Arc<ChatChunk>,
+        i: usize,
+    ) -> PyResult<Bound<'py, ChunkChoice>> {
         let c = &chunk.choices[i];
         let choice = ChunkChoice {
             chunk: chunk.clone(),
@@ -175,7 +192,11 @@ impl ChunkChoice {
 impl ChunkChoice {
     #[getter]
     fn logprobs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.get().logprobs.as_ref().map(|l| to_record(py, l)).transpose()
+        self.get()
+            .logprobs
+            .as_ref()
+            .map(|l| to_record(py, l))
+            .transpose()
     }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.get())
@@ -200,7 +221,8 @@ impl ChoiceDelta {
     fn new(py: Python<'_>, chunk: &Arc<ChatChunk>, i: usize) -> PyResult<Self> {
         let d = &chunk.choices[i].delta;
         let tool_calls = Member::opt(py, d.tool_calls.as_ref(), |calls| {
-            let views = (0..calls.len()).map(|j| Ok(ChoiceDeltaToolCall::new(py, chunk, i, j)?.into_any()));
+            let views =
+                (0..calls.len()).map(|j| Ok(ChoiceDeltaToolCall::new(py, chunk, i, j)?.into_any()));
             Ok(list_from_iter(py, views)?.into_any())
         })?;
         Ok(ChoiceDelta {
@@ -240,11 +262,20 @@ pub struct ChoiceDeltaToolCall {
 }
 
 fn tool_call(chunk: &ChatChunk, i: usize, j: usize) -> &ToolCallDelta {
-    &chunk.choices[i].delta.tool_calls.as_ref().expect("view made from a present list")[j]
+    &chunk.choices[i]
+        .delta
+        .tool_calls
+        .as_ref()
+        .expect("view made from a present list")[j]
 }
 
 impl ChoiceDeltaToolCall {
-    fn new<'py>(py: Python<'py>, chunk: &Arc<ChatChunk>, i: usize, j: usize) -> PyResult<Bound<'py, Self>> {
+    fn new<'py>(
+        py: Python<'py>,
+        chunk: &Arc<ChatChunk>,
+        i: usize,
+        j: usize,
+    ) -> PyResult<Bound<'py, Self>> {
         let tc = tool_call(chunk, i, j);
         let function = Member::opt(py, tc.function.as_ref(), |f| {
             let view = ChoiceDeltaToolCallFunction {
@@ -275,7 +306,10 @@ impl ChoiceDeltaToolCall {
         to_py(py, tool_call(&self.chunk, self.i, self.j))
     }
     fn __repr__(&self) -> String {
-        format!("ChoiceDeltaToolCall({})", to_json(tool_call(&self.chunk, self.i, self.j)))
+        format!(
+            "ChoiceDeltaToolCall({})",
+            to_json(tool_call(&self.chunk, self.i, self.j))
+        )
     }
 }
 
@@ -290,7 +324,10 @@ pub struct ChoiceDeltaToolCallFunction {
 
 impl ChoiceDeltaToolCallFunction {
     fn get(&self) -> &polystream_core::chunk::FunctionDelta {
-        tool_call(&self.chunk, self.i, self.j).function.as_ref().expect("view made from a present function")
+        tool_call(&self.chunk, self.i, self.j)
+            .function
+            .as_ref()
+            .expect("view made from a present function")
     }
 }
 

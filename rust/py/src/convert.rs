@@ -21,7 +21,11 @@ pub fn str_lossy<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PySt
     // SAFETY: pointer and length come from a live slice; "replace" is a static C string; the
     // returned new reference (or NULL with an exception set) is owned by the Bound.
     unsafe {
-        let ptr = ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, c"replace".as_ptr());
+        let ptr = ffi::PyUnicode_DecodeUTF8(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            c"replace".as_ptr(),
+        );
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.downcast_into_unchecked())
     }
 }
@@ -61,7 +65,9 @@ fn probe_ascii_data_offset(py: Python<'_>) -> Option<usize> {
     // (it has no separate UTF-8 copy), which we fill before any other code sees the str; the
     // comparison with a decoded str proves that this is where the characters live.
     unsafe {
-        let s = Bound::from_owned_ptr_or_err(py, PyUnicode_New(PROBE.len() as ffi::Py_ssize_t, 127)).ok()?;
+        let s =
+            Bound::from_owned_ptr_or_err(py, PyUnicode_New(PROBE.len() as ffi::Py_ssize_t, 127))
+                .ok()?;
         let mut size: ffi::Py_ssize_t = 0;
         let buf = ffi::PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
         if buf.is_null() {
@@ -94,9 +100,14 @@ fn ascii_str<'py>(py: Python<'py>, bytes: &[u8]) -> Option<PyResult<Bound<'py, P
     // into the object (found and checked by `init_ascii_str`); no other code has seen the str, so
     // writing them is its initialisation. The bytes are ASCII, as an ASCII str's must be.
     unsafe {
-        let made = Bound::from_owned_ptr_or_err(py, PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127));
+        let made =
+            Bound::from_owned_ptr_or_err(py, PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127));
         Some(made.map(|s| {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (s.as_ptr() as *mut u8).add(offset), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (s.as_ptr() as *mut u8).add(offset),
+                bytes.len(),
+            );
             s.downcast_into_unchecked()
         }))
     }
@@ -162,7 +173,11 @@ static RECORD: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 /// Wrap plain data in `polystream.types.Record` (attribute access over dicts, like the SDK's models).
 pub fn record<'py>(py: Python<'py>, plain: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let wrap = RECORD.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py.import("polystream.types")?.getattr("Record")?.getattr("wrap")?.unbind())
+        Ok(py
+            .import("polystream.types")?
+            .getattr("Record")?
+            .getattr("wrap")?
+            .unbind())
     })?;
     wrap.bind(py).call1((plain,))
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use polystream_core::{Accumulator as CoreAcc, ChatChunk, ChunkDecoder as CoreDecoder, DEFAULT_MAX_EVENT_SIZE};
+use polystream_core::{
+    Accumulator as CoreAcc, ChatChunk, ChunkDecoder as CoreDecoder, DEFAULT_MAX_EVENT_SIZE,
+};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyList, PyString};
@@ -32,12 +34,18 @@ impl ChunkDecoder {
             if let Some(acc) = acc.as_mut() {
                 acc.add(&c);
             }
-            Ok(CHUNK_TYPE.new_object(py, ChatCompletionChunk::from_arc(c))?.into_any())
+            Ok(CHUNK_TYPE
+                .new_object(py, ChatCompletionChunk::from_arc(c))?
+                .into_any())
         });
         list_from_iter(py, chunks)
     }
 
-    fn settle<'py>(&mut self, py: Python<'py>, r: polystream_core::Result<()>) -> PyResult<Bound<'py, PyList>> {
+    fn settle<'py>(
+        &mut self,
+        py: Python<'py>,
+        r: polystream_core::Result<()>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let list = self.wrap(py)?;
         match r {
             Ok(()) => Ok(list),
@@ -50,14 +58,28 @@ impl ChunkDecoder {
 impl ChunkDecoder {
     #[new]
     #[pyo3(signature = (dialect, *, accumulate = false, max_event_size = DEFAULT_MAX_EVENT_SIZE))]
-    fn new(py: Python<'_>, dialect: &str, accumulate: bool, max_event_size: usize) -> PyResult<Self> {
-        let core = CoreDecoder::with_max_event_size(dialect, max_event_size).map_err(|e| to_pyerr(py, e, None))?;
-        Ok(ChunkDecoder { core, acc: accumulate.then(CoreAcc::new), buf: Vec::new() })
+    fn new(
+        py: Python<'_>,
+        dialect: &str,
+        accumulate: bool,
+        max_event_size: usize,
+    ) -> PyResult<Self> {
+        let core = CoreDecoder::with_max_event_size(dialect, max_event_size)
+            .map_err(|e| to_pyerr(py, e, None))?;
+        Ok(ChunkDecoder {
+            core,
+            acc: accumulate.then(CoreAcc::new),
+            buf: Vec::new(),
+        })
     }
 
     /// Decode `data`; return the chunks it completed. On an error (a provider error event,
     /// invalid JSON, an oversized event) the chunks completed before it are on `exc.items`.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let r = with_bytes(data, |bytes| self.core.feed(bytes, &mut self.buf))?;
         self.settle(py, r)
     }
@@ -111,7 +133,11 @@ impl Accumulator {
         } else if chunk.hasattr("model_dump_json")? {
             chunk.call_method0("model_dump_json")?
         } else {
-            let plain = if chunk.hasattr("to_dict")? { chunk.call_method0("to_dict")? } else { chunk.clone() };
+            let plain = if chunk.hasattr("to_dict")? {
+                chunk.call_method0("to_dict")?
+            } else {
+                chunk.clone()
+            };
             let dumps = DUMPS.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
                 Ok(py.import("json")?.getattr("dumps")?.unbind())
             })?;
@@ -138,7 +164,9 @@ impl Accumulator {
 impl Accumulator {
     #[new]
     fn new() -> Self {
-        Accumulator { core: CoreAcc::new() }
+        Accumulator {
+            core: CoreAcc::new(),
+        }
     }
 
     /// Add one chunk: a `ChatCompletionChunk`, or any dict / object with the OpenAI chunk shape.

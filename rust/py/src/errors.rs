@@ -31,11 +31,19 @@ fn build(py: Python<'_>, e: &Error, items: Option<Bound<'_, PyList>>) -> PyResul
     kw.set_item("kind", e.kind_name())?;
     match e {
         Error::EventTooLarge { limit } => kw.set_item("limit", *limit)?,
-        Error::InvalidJson { dialect, payload, .. } => {
+        Error::InvalidJson {
+            dialect, payload, ..
+        } => {
             kw.set_item("dialect", *dialect)?;
             kw.set_item("payload", payload)?;
         }
-        Error::Provider { message, kind, code, param, body } => {
+        Error::Provider {
+            message,
+            kind,
+            code,
+            param,
+            body,
+        } => {
             kw.set_item("error_message", message)?;
             kw.set_item("type", kind)?;
             kw.set_item("code", code)?;

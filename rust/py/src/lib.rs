@@ -21,7 +21,10 @@ mod sse;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     convert::init_ascii_str(m.py());
-    m.add("DEFAULT_MAX_EVENT_SIZE", polystream_core::DEFAULT_MAX_EVENT_SIZE)?;
+    m.add(
+        "DEFAULT_MAX_EVENT_SIZE",
+        polystream_core::DEFAULT_MAX_EVENT_SIZE,
+    )?;
     m.add("DIALECTS", polystream_core::dialect::NAMES.to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<sse::ServerSentEvent>()?;

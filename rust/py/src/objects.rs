@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::PySystemError;
 use pyo3::ffi;
-use pyo3::prelude::*;
 use pyo3::impl_::pyclass::class_offset;
 use pyo3::impl_::pyclass_init::PyObjectInit;
+use pyo3::prelude::*;
 use pyo3::pyclass::boolean_struct::True;
 use pyo3::types::PyList;
 use pyo3::{PyClass, PyClassInitializer};
@@ -38,7 +38,12 @@ impl OnceObject {
             return Ok(unsafe { Bound::from_borrowed_ptr(py, cached) });
         }
         let made = init()?;
-        match self.0.compare_exchange(ptr::null_mut(), made.as_ptr(), Ordering::AcqRel, Ordering::Acquire) {
+        match self.0.compare_exchange(
+            ptr::null_mut(),
+            made.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: the cell now owns `made`'s reference (`into_ptr` gives it up); the caller
             // gets a new one. The GIL is held (`py`).
             Ok(_) => Ok(unsafe { Bound::from_borrowed_ptr(py, made.into_ptr()) }),
@@ -106,13 +111,16 @@ pub fn list_from_iter<'py>(
         let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
         let mut filled = 0;
         for item in items.take(n) {
-            if ffi::PyList_SetItem(list.as_ptr(), filled as ffi::Py_ssize_t, item?.into_ptr()) != 0 {
+            if ffi::PyList_SetItem(list.as_ptr(), filled as ffi::Py_ssize_t, item?.into_ptr()) != 0
+            {
                 return Err(PyErr::fetch(py));
             }
             filled += 1;
         }
         if filled != n {
-            return Err(PySystemError::new_err("iterator shorter than its reported length"));
+            return Err(PySystemError::new_err(
+                "iterator shorter than its reported length",
+            ));
         }
         Ok(list.downcast_into_unchecked())
     }
@@ -149,7 +157,9 @@ impl Member<PyAny> {
     pub fn none(py: Python<'_>) -> Self {
         // SAFETY: Py_None is a static object, never freed; the Py is never dropped by pyo3
         // (ManuallyDrop) and Member's Drop does not release None, so taking no reference is right.
-        Member(ManuallyDrop::new(unsafe { Py::from_owned_ptr(py, ffi::Py_None()) }))
+        Member(ManuallyDrop::new(unsafe {
+            Py::from_owned_ptr(py, ffi::Py_None())
+        }))
     }
 
     /// `None`, or the object `make` builds from the value.
@@ -166,7 +176,11 @@ impl Member<PyAny> {
 
     /// `None` or a str.
     pub fn opt_str(py: Python<'_>, value: Option<&str>) -> PyResult<Self> {
-        Member::opt(py, value, |s| Ok(crate::convert::new_str(py, s)?.into_any()))
+        Member::opt(
+            py,
+            value,
+            |s| Ok(crate::convert::new_str(py, s)?.into_any()),
+        )
     }
 }
 
@@ -226,7 +240,8 @@ pub unsafe fn add_object_members<T: PyClass<Frozen = True>>(
         }));
         // SAFETY: `ty` is a live type object and `def` is never freed; the result is a new
         // reference or NULL with an exception set.
-        let descr = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMember(ty.as_type_ptr(), def))?;
+        let descr =
+            Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMember(ty.as_type_ptr(), def))?;
         ty.setattr(name.to_str()?, descr)?;
     }
     Ok(())

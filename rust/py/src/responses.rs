@@ -3,7 +3,9 @@
 //! Events leave as `(sequence_number, name, json_bytes)`: the proxy writes the bytes to its event
 //! log and to SSE as they are, never re-serialising in Python.
 
-use polystream_core::responses::{IncompleteReason, ResponseEvent, ResponsesBuilder as CoreBuilder, Status};
+use polystream_core::responses::{
+    IncompleteReason, ResponseEvent, ResponsesBuilder as CoreBuilder, Status,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -23,12 +25,16 @@ impl ResponsesBuilder {
             .buf
             .drain(..)
             .map(|ev| {
-                let json = serde_json::to_vec(&ev).map_err(|e| PyValueError::new_err(e.to_string()))?;
-                PyTuple::new(py, [
-                    ev.sequence_number.into_pyobject(py)?.into_any(),
-                    ev.name().into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, &json).into_any(),
-                ])
+                let json =
+                    serde_json::to_vec(&ev).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                PyTuple::new(
+                    py,
+                    [
+                        ev.sequence_number.into_pyobject(py)?.into_any(),
+                        ev.name().into_pyobject(py)?.into_any(),
+                        PyBytes::new(py, &json).into_any(),
+                    ],
+                )
             })
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
@@ -55,15 +61,22 @@ impl ResponsesBuilder {
     ) -> PyResult<Self> {
         let mut core = CoreBuilder::new(id, model, created_at);
         if let Some(req) = request {
-            let value: serde_json::Value =
-                pythonize::depythonize(req).map_err(|e| PyTypeError::new_err(format!("request: {e}")))?;
+            let value: serde_json::Value = pythonize::depythonize(req)
+                .map_err(|e| PyTypeError::new_err(format!("request: {e}")))?;
             core = core.with_request(&value);
         }
-        core = core.with_initial_status(if queued { Status::Queued } else { Status::InProgress });
+        core = core.with_initial_status(if queued {
+            Status::Queued
+        } else {
+            Status::InProgress
+        });
         if let Some(base) = item_id_base {
             core = core.with_item_id_base(base);
         }
-        Ok(ResponsesBuilder { core, buf: Vec::new() })
+        Ok(ResponsesBuilder {
+            core,
+            buf: Vec::new(),
+        })
     }
 
     /// The clock for `completed_at` (the core reads none).
@@ -83,7 +96,11 @@ impl ResponsesBuilder {
     }
 
     /// Events for a batch of chunks (one call per network read).
-    fn on_chunks<'py>(&mut self, py: Python<'py>, chunks: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn on_chunks<'py>(
+        &mut self,
+        py: Python<'py>,
+        chunks: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         for c in chunks.try_iter()? {
             let c = c?;
             let chunk = c.downcast::<ChatCompletionChunk>()?;
@@ -108,14 +125,23 @@ impl ResponsesBuilder {
         let r = match reason {
             "max_output_tokens" => IncompleteReason::MaxOutputTokens,
             "content_filter" => IncompleteReason::ContentFilter,
-            other => return Err(PyValueError::new_err(format!("unknown incomplete reason {other:?}"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown incomplete reason {other:?}"
+                )))
+            }
         };
         self.core.incomplete(r, &mut self.buf);
         self.drain(py)
     }
 
     /// `code` is mapped into OpenAI's enum (unknown codes become "server_error").
-    fn fail<'py>(&mut self, py: Python<'py>, code: &str, message: &str) -> PyResult<Bound<'py, PyList>> {
+    fn fail<'py>(
+        &mut self,
+        py: Python<'py>,
+        code: &str,
+        message: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
         self.core.fail(code, message, &mut self.buf);
         self.drain(py)
     }
@@ -127,7 +153,8 @@ impl ResponsesBuilder {
 
     /// The full Response object now, as JSON bytes.
     fn snapshot_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let json = serde_json::to_vec(&self.core.snapshot()).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let json = serde_json::to_vec(&self.core.snapshot())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyBytes::new(py, &json))
     }
 

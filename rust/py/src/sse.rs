@@ -27,7 +27,12 @@ impl ServerSentEvent {
         id: Bound<'_, PyString>,
         retry: Option<u64>,
     ) -> Self {
-        ServerSentEvent { event: Member::new(event), data: Member::new(data), id: Member::new(id), retry }
+        ServerSentEvent {
+            event: Member::new(event),
+            data: Member::new(data),
+            id: Member::new(id),
+            retry,
+        }
     }
 
     pub fn add_members(py: Python<'_>) -> PyResult<()> {
@@ -46,7 +51,12 @@ impl ServerSentEvent {
         text_signature = "(data='', event='message', id='', retry=None)"
     )]
     fn new(py: Python<'_>, data: String, event: String, id: String, retry: Option<u64>) -> Self {
-        ServerSentEvent::new_raw(PyString::new(py, &event), PyString::new(py, &data), PyString::new(py, &id), retry)
+        ServerSentEvent::new_raw(
+            PyString::new(py, &event),
+            PyString::new(py, &data),
+            PyString::new(py, &id),
+            retry,
+        )
     }
     #[getter]
     fn retry(&self) -> Option<u64> {
@@ -65,11 +75,14 @@ impl ServerSentEvent {
             self.event.bind(py).repr()?,
             self.data.bind(py).repr()?,
             self.id.bind(py).repr()?,
-            self.retry.map_or_else(|| "None".to_owned(), |r| r.to_string())
+            self.retry
+                .map_or_else(|| "None".to_owned(), |r| r.to_string())
         ))
     }
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let Ok(o) = other.downcast::<ServerSentEvent>() else { return Ok(false) };
+        let Ok(o) = other.downcast::<ServerSentEvent>() else {
+            return Ok(false);
+        };
         let o = o.get();
         Ok(self.retry == o.retry
             && self.event.bind(py).as_any().eq(o.event.bind(py))?
@@ -132,7 +145,11 @@ impl SSEDecoder {
 
     /// Decode `data` (bytes, bytearray or memoryview); return the events it completed.
     /// On a decoding error the events completed before it are on the exception's `items`.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let mut out: Vec<Py<PyAny>> = Vec::new();
         let mut py_err: Option<PyErr> = None;
         let result = with_bytes(data, |bytes| {

@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{ended, non_empty, tool_delta};
-use super::{finish_choice, parse_json, provider_error, usage, with_cached, Dialect, Frame, Framing, Meta};
+use super::{
+    finish_choice, parse_json, provider_error, usage, with_cached, Dialect, Frame, Framing, Meta,
+};
 use crate::chunk::{ChatChunk, Delta, Usage};
 use crate::error::Result;
 
@@ -137,7 +139,11 @@ struct WireUsage {
 
 impl Anthropic {
     fn block_mut(&mut self, index: u32) -> Option<&mut Block> {
-        self.blocks.iter_mut().rev().find(|(i, _)| *i == index).map(|(_, b)| b)
+        self.blocks
+            .iter_mut()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| b)
     }
 
     fn emit(&self, delta: Delta, out: &mut Vec<ChatChunk>) {
@@ -157,15 +163,24 @@ impl Anthropic {
         let kind = match block.kind.as_ref() {
             "text" => {
                 if let Some(t) = non_empty(block.text) {
-                    self.emit(Delta { content: Some(t), ..Default::default() }, out);
+                    self.emit(
+                        Delta {
+                            content: Some(t),
+                            ..Default::default()
+                        },
+                        out,
+                    );
                 }
                 Block::Text
             }
             "thinking" => {
                 let (thinking, signature) = (non_empty(block.thinking), non_empty(block.signature));
                 if thinking.is_some() || signature.is_some() {
-                    let delta =
-                        Delta { reasoning_content: thinking, reasoning_signature: signature, ..Default::default() };
+                    let delta = Delta {
+                        reasoning_content: thinking,
+                        reasoning_signature: signature,
+                        ..Default::default()
+                    };
                     self.emit(delta, out);
                 }
                 Block::Thinking
@@ -174,15 +189,29 @@ impl Anthropic {
                 let tool = self.tools;
                 self.tools += 1;
                 let id = Some(block.id.unwrap_or_default());
-                self.emit(tool_delta(tool, id, Some(block.name.unwrap_or_default()), String::new()), out);
+                self.emit(
+                    tool_delta(
+                        tool,
+                        id,
+                        Some(block.name.unwrap_or_default()),
+                        String::new(),
+                    ),
+                    out,
+                );
                 // Streaming sends `input: {}` then the input as deltas; a whole input given up front
                 // (a relay that buffered it) is used as is.
-                let given = block.input.map(|r| super::compact_json(r.get())).filter(|t| t != "{}");
+                let given = block
+                    .input
+                    .map(|r| super::compact_json(r.get()))
+                    .filter(|t| t != "{}");
                 let has_input = given.is_some();
                 if let Some(input) = given {
                     self.emit(tool_delta(tool, None, None, input), out);
                 }
-                Block::Tool { index: tool, has_input }
+                Block::Tool {
+                    index: tool,
+                    has_input,
+                }
             }
             _ => Block::Other,
         };
@@ -209,23 +238,36 @@ impl Anthropic {
             reasoning_signature: non_empty(d.signature),
             ..Default::default()
         };
-        if delta.content.is_some() || delta.reasoning_content.is_some() || delta.reasoning_signature.is_some() {
+        if delta.content.is_some()
+            || delta.reasoning_content.is_some()
+            || delta.reasoning_signature.is_some()
+        {
             self.emit(delta, out);
         }
     }
 
     fn on_block_stop(&mut self, index: u32, out: &mut Vec<ChatChunk>) {
-        if let Some(Block::Tool { index: tool, has_input: false }) = self.block_mut(index).copied() {
+        if let Some(Block::Tool {
+            index: tool,
+            has_input: false,
+        }) = self.block_mut(index).copied()
+        {
             // A call without arguments streams only `""`: OpenAI would send `{}`.
             self.emit(tool_delta(tool, None, None, "{}".to_owned()), out);
         }
     }
 
-    fn on_message_delta(&mut self, d: Option<WireDelta>, u: Option<WireUsage>, out: &mut Vec<ChatChunk>) {
+    fn on_message_delta(
+        &mut self,
+        d: Option<WireDelta>,
+        u: Option<WireUsage>,
+        out: &mut Vec<ChatChunk>,
+    ) {
         // `message_delta.usage` is cumulative: the fields it carries replace those of `message_start`.
         if let Some(mut u) = u {
             if let Some(passes) = u.iterations.take().filter(|p| !p.is_empty()) {
-                let sum = |f: fn(&WireUsage) -> Option<u64>| Some(passes.iter().filter_map(f).sum());
+                let sum =
+                    |f: fn(&WireUsage) -> Option<u64>| Some(passes.iter().filter_map(f).sum());
                 u.input_tokens = sum(|p| p.input_tokens);
                 u.output_tokens = sum(|p| p.output_tokens);
                 u.cache_read_input_tokens = sum(|p| p.cache_read_input_tokens);
@@ -234,7 +276,9 @@ impl Anthropic {
             let i = &mut self.input;
             i.input_tokens = u.input_tokens.or(i.input_tokens);
             i.cache_read_input_tokens = u.cache_read_input_tokens.or(i.cache_read_input_tokens);
-            i.cache_creation_input_tokens = u.cache_creation_input_tokens.or(i.cache_creation_input_tokens);
+            i.cache_creation_input_tokens = u
+                .cache_creation_input_tokens
+                .or(i.cache_creation_input_tokens);
             i.output_tokens = u.output_tokens.or(i.output_tokens);
         }
         let output = self.input.output_tokens.unwrap_or(0);
@@ -242,7 +286,8 @@ impl Anthropic {
             Some(native) => {
                 self.saw_stop_reason = true;
                 let reason = map_finish_reason(&native);
-                self.meta.chunk(vec![finish_choice(0, Delta::default(), reason, native)])
+                self.meta
+                    .chunk(vec![finish_choice(0, Delta::default(), reason, native)])
             }
             None => self.meta.chunk(Vec::new()),
         };
@@ -297,7 +342,13 @@ impl Dialect for Anthropic {
                         self.input = u;
                     }
                 }
-                self.emit(Delta { role: Some("assistant".to_owned()), ..Default::default() }, out);
+                self.emit(
+                    Delta {
+                        role: Some("assistant".to_owned()),
+                        ..Default::default()
+                    },
+                    out,
+                );
             }
             "message_delta" => self.on_message_delta(ev.delta, ev.usage, out),
             "message_stop" => self.done = true,

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use super::{ended, non_empty, sse_payload, tool_delta};
 use super::{
-    finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame, Framing, Meta,
+    finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame,
+    Framing, Meta,
 };
 use crate::chunk::{ChatChunk, Delta, Usage};
 use crate::error::{Error, Result};
@@ -142,8 +143,15 @@ fn count(v: Option<f64>) -> Option<u64> {
 fn convert_usage(u: WireUsage) -> Usage {
     let t = u.tokens.or(u.billed_units);
     let get = |f: fn(&WireTokens) -> Option<f64>| count(t.as_ref().and_then(f));
-    let base = usage(get(|t| t.input_tokens).unwrap_or(0), get(|t| t.output_tokens).unwrap_or(0), None);
-    with_reasoning(with_cached(base, count(u.cached_tokens), None), get(|t| t.reasoning_tokens))
+    let base = usage(
+        get(|t| t.input_tokens).unwrap_or(0),
+        get(|t| t.output_tokens).unwrap_or(0),
+        None,
+    );
+    with_reasoning(
+        with_cached(base, count(u.cached_tokens), None),
+        get(|t| t.reasoning_tokens),
+    )
 }
 
 impl Cohere {
@@ -162,7 +170,13 @@ impl Cohere {
         if kind == "message-start" {
             let s: WireStart = parse_json(NAME, data)?;
             self.meta.id = s.id.unwrap_or_default();
-            self.emit(Delta { role: Some("assistant".to_owned()), ..Default::default() }, out);
+            self.emit(
+                Delta {
+                    role: Some("assistant".to_owned()),
+                    ..Default::default()
+                },
+                out,
+            );
             return Ok(());
         }
         if !matches!(
@@ -192,14 +206,28 @@ impl Cohere {
         match kind {
             "content-start" | "content-delta" => {
                 let c = msg.and_then(|m| m.content);
-                let (text, thinking) = c.map_or((None, None), |c| (non_empty(c.text), non_empty(c.thinking)));
+                let (text, thinking) =
+                    c.map_or((None, None), |c| (non_empty(c.text), non_empty(c.thinking)));
                 if text.is_some() || thinking.is_some() {
-                    self.emit(Delta { content: text, reasoning_content: thinking, ..Default::default() }, out);
+                    self.emit(
+                        Delta {
+                            content: text,
+                            reasoning_content: thinking,
+                            ..Default::default()
+                        },
+                        out,
+                    );
                 }
             }
             "tool-plan-delta" => {
                 if let Some(plan) = non_empty(msg.and_then(|m| m.tool_plan)) {
-                    self.emit(Delta { reasoning_content: Some(plan), ..Default::default() }, out);
+                    self.emit(
+                        Delta {
+                            reasoning_content: Some(plan),
+                            ..Default::default()
+                        },
+                        out,
+                    );
                 }
             }
             "tool-call-start" => {
@@ -209,7 +237,15 @@ impl Cohere {
                 let n = self.tools.last().map_or(0, |t| t.1 + 1);
                 self.tools.push((index, n, args.is_some()));
                 let id = Some(id.unwrap_or_default());
-                self.emit(tool_delta(n, id, Some(name.unwrap_or_default()), args.unwrap_or_default()), out);
+                self.emit(
+                    tool_delta(
+                        n,
+                        id,
+                        Some(name.unwrap_or_default()),
+                        args.unwrap_or_default(),
+                    ),
+                    out,
+                );
             }
             "tool-call-delta" => {
                 let f = msg.and_then(|m| m.tool_calls).and_then(|c| c.function);
@@ -233,11 +269,18 @@ impl Cohere {
         }
     }
 
-    fn on_message_end(&mut self, d: WireDelta, data: &[u8], out: &mut Vec<ChatChunk>) -> Result<()> {
+    fn on_message_end(
+        &mut self,
+        d: WireDelta,
+        data: &[u8],
+        out: &mut Vec<ChatChunk>,
+    ) -> Result<()> {
         self.done = true;
         if d.finish_reason.as_deref() == Some("ERROR") {
             return Err(Error::Provider {
-                message: d.error.unwrap_or_else(|| "generation failed (finish_reason ERROR)".to_owned()),
+                message: d
+                    .error
+                    .unwrap_or_else(|| "generation failed (finish_reason ERROR)".to_owned()),
                 kind: None,
                 code: Some("ERROR".to_owned()),
                 param: None,
@@ -245,7 +288,12 @@ impl Cohere {
             });
         }
         let choices = match d.finish_reason {
-            Some(native) => vec![finish_choice(0, Delta::default(), map_finish_reason(&native), native)],
+            Some(native) => vec![finish_choice(
+                0,
+                Delta::default(),
+                map_finish_reason(&native),
+                native,
+            )],
             None => Vec::new(),
         };
         let mut chunk = self.meta.chunk(choices);
@@ -265,7 +313,9 @@ impl Dialect for Cohere {
     }
 
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
-        let Some(data) = sse_payload(&frame, &mut self.done)? else { return Ok(()) };
+        let Some(data) = sse_payload(&frame, &mut self.done)? else {
+            return Ok(());
+        };
         if !frame.event.is_empty() {
             let kind = std::str::from_utf8(frame.event).unwrap_or("");
             return self.on_event(kind, data, out);

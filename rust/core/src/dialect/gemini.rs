@@ -17,10 +17,10 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{ended};
+use super::ended;
 use super::{
-    arguments_text, finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame,
-    Framing, Meta,
+    arguments_text, finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning,
+    Dialect, Frame, Framing, Meta,
 };
 use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage};
 use crate::error::Result;
@@ -140,7 +140,10 @@ fn convert_usage(u: WireUsage) -> Usage {
     let prompt = u.prompt_token_count + u.tool_use_prompt_token_count;
     let completion = u.candidates_token_count + u.thoughts_token_count.unwrap_or(0);
     let base = usage(prompt, completion, u.total_token_count);
-    with_reasoning(with_cached(base, u.cached_content_token_count, None), u.thoughts_token_count)
+    with_reasoning(
+        with_cached(base, u.cached_content_token_count, None),
+        u.thoughts_token_count,
+    )
 }
 
 fn push_text(dst: &mut Option<String>, text: &str) {
@@ -154,7 +157,10 @@ impl Gemini {
             Some(p) => (&mut self.candidates[p].1, false),
             None => {
                 self.candidates.push((index, 0));
-                (&mut self.candidates.last_mut().expect("just pushed").1, true)
+                (
+                    &mut self.candidates.last_mut().expect("just pushed").1,
+                    true,
+                )
             }
         }
     }
@@ -207,7 +213,11 @@ impl Gemini {
                 Some(finish_choice(index, delta, reason, native))
             }
             None if delta == Delta::default() => None,
-            None => Some(ChunkChoice { index, delta, ..Default::default() }),
+            None => Some(ChunkChoice {
+                index,
+                delta,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -244,8 +254,12 @@ impl Dialect for Gemini {
         if let Some(u) = r.usage_metadata {
             self.usage = Some(convert_usage(u));
         }
-        let mut choices: Vec<ChunkChoice> =
-            r.candidates.unwrap_or_default().into_iter().filter_map(|c| self.on_candidate(c)).collect();
+        let mut choices: Vec<ChunkChoice> = r
+            .candidates
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| self.on_candidate(c))
+            .collect();
         if let Some(block) = r.prompt_feedback.and_then(|p| p.block_reason) {
             // The prompt itself was refused: no candidates follow.
             self.done = true;
@@ -253,7 +267,11 @@ impl Dialect for Gemini {
         }
         let finished = choices.iter().any(|c| c.finish_reason.is_some());
         // Usage rides on finish chunks, and on any later frame that updates it.
-        let usage = if finished || (was_done && has_usage) { self.usage.clone() } else { None };
+        let usage = if finished || (was_done && has_usage) {
+            self.usage.clone()
+        } else {
+            None
+        };
         if !choices.is_empty() || usage.is_some() {
             let mut chunk = self.meta.chunk(choices);
             chunk.usage = usage;

@@ -6,7 +6,10 @@
 
 use serde_json::value::RawValue;
 
-use crate::chunk::{ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, PromptTokensDetails, ToolCallDelta, Usage};
+use crate::chunk::{
+    ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, PromptTokensDetails,
+    ToolCallDelta, Usage,
+};
 use crate::error::{Error, Result};
 
 pub mod anthropic;
@@ -62,7 +65,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
 }
 
 /// Parse a JSON payload, mapping failure to the dialect's typed error.
-pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(dialect: &'static str, data: &'a [u8]) -> Result<T> {
+pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
+    dialect: &'static str,
+    data: &'a [u8],
+) -> Result<T> {
     parse_json_text(dialect, json_text(dialect, data)?)
 }
 
@@ -73,12 +79,19 @@ pub(crate) fn json_text<'a>(dialect: &'static str, data: &'a [u8]) -> Result<&'a
 }
 
 /// [`parse_json`] for a payload already through [`json_text`].
-pub(crate) fn parse_json_text<'a, T: serde::Deserialize<'a>>(dialect: &'static str, text: &'a str) -> Result<T> {
+pub(crate) fn parse_json_text<'a, T: serde::Deserialize<'a>>(
+    dialect: &'static str,
+    text: &'a str,
+) -> Result<T> {
     serde_json::from_str(text).map_err(|e| invalid_json(dialect, text.as_bytes(), e.to_string()))
 }
 
 fn invalid_json(dialect: &'static str, data: &[u8], message: String) -> Error {
-    Error::InvalidJson { dialect, message, payload: crate::error::excerpt(data) }
+    Error::InvalidJson {
+        dialect,
+        message,
+        payload: crate::error::excerpt(data),
+    }
 }
 
 /// Build a provider error from an error payload: `{"error": {...}}`, `{"error": "text"}` or the
@@ -107,7 +120,13 @@ pub(crate) fn provider_error_from_value(v: &serde_json::Value, body: String) -> 
     };
     // Google puts the kind in `status` (`UNAVAILABLE`, `CANCELLED`) beside a numeric `code`.
     let kind = text("type").or_else(|| text("status"));
-    Error::Provider { message, kind, code: text("code"), param: text("param"), body }
+    Error::Provider {
+        message,
+        kind,
+        code: text("code"),
+        param: text("param"),
+        body,
+    }
 }
 
 /// What every chunk of one stream repeats.
@@ -131,7 +150,11 @@ impl Meta {
 
     /// A chunk with one choice carrying `delta`.
     pub(crate) fn delta(&self, index: u32, delta: Delta) -> ChatChunk {
-        self.chunk(vec![ChunkChoice { index, delta, ..Default::default() }])
+        self.chunk(vec![ChunkChoice {
+            index,
+            delta,
+            ..Default::default()
+        }])
     }
 }
 
@@ -167,14 +190,22 @@ pub(crate) fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 /// A delta carrying one tool-call fragment (`id` present only on a call's first fragment).
-pub(crate) fn tool_delta(index: u32, id: Option<String>, name: Option<String>, arguments: String) -> Delta {
+pub(crate) fn tool_delta(
+    index: u32,
+    id: Option<String>,
+    name: Option<String>,
+    arguments: String,
+) -> Delta {
     let kind = id.as_ref().map(|_| "function".to_owned());
     Delta {
         tool_calls: Some(vec![ToolCallDelta {
             index,
             id,
             kind,
-            function: Some(FunctionDelta { name, arguments: Some(arguments) }),
+            function: Some(FunctionDelta {
+                name,
+                arguments: Some(arguments),
+            }),
         }]),
         ..Default::default()
     }
@@ -203,7 +234,9 @@ pub(crate) fn usage(prompt: u64, completion: u64, total: Option<u64>) -> Usage {
 
 pub(crate) fn with_cached(mut u: Usage, cached: Option<u64>, cache_creation: Option<u64>) -> Usage {
     if cached.is_some() || cache_creation.is_some() {
-        let d = u.prompt_tokens_details.get_or_insert_with(PromptTokensDetails::default);
+        let d = u
+            .prompt_tokens_details
+            .get_or_insert_with(PromptTokensDetails::default);
         d.cached_tokens = cached;
         d.cache_creation_tokens = cache_creation;
     }
@@ -212,8 +245,10 @@ pub(crate) fn with_cached(mut u: Usage, cached: Option<u64>, cache_creation: Opt
 
 pub(crate) fn with_reasoning(mut u: Usage, reasoning: Option<u64>) -> Usage {
     if reasoning.is_some() {
-        u.completion_tokens_details =
-            Some(CompletionTokensDetails { reasoning_tokens: reasoning, ..Default::default() });
+        u.completion_tokens_details = Some(CompletionTokensDetails {
+            reasoning_tokens: reasoning,
+            ..Default::default()
+        });
     }
     u
 }
@@ -262,7 +297,8 @@ mod tests {
 
     #[test]
     fn arguments_keep_order_and_spelling() {
-        let raw: Box<RawValue> = serde_json::from_str("{\n  \"z\": 1.0,\n  \"a\": \"x y\\\" \"\n}").unwrap();
+        let raw: Box<RawValue> =
+            serde_json::from_str("{\n  \"z\": 1.0,\n  \"a\": \"x y\\\" \"\n}").unwrap();
         assert_eq!(arguments_text(Some(&raw)), "{\"z\":1.0,\"a\":\"x y\\\" \"}");
         let s: Box<RawValue> = serde_json::from_str("\"{\\\"a\\\": 1}\"").unwrap();
         assert_eq!(arguments_text(Some(&s)), "{\"a\": 1}");

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{ended, non_empty};
 use super::{arguments_text, parse_json, provider_error, usage, Dialect, Frame, Framing, Meta};
+use super::{ended, non_empty};
 use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta};
 use crate::error::Result;
 
@@ -93,7 +93,9 @@ fn unix_seconds(ts: &str) -> Option<i64> {
     let b = ts.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let s = b.get(from..from + len)?;
-        s.iter().all(u8::is_ascii_digit).then(|| s.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let secs = num(11, 2)? * 3600 + num(14, 2)? * 60 + num(17, 2)?;
@@ -146,7 +148,11 @@ impl Dialect for Ollama {
         if !self.started {
             self.started = true;
             self.meta.model = line.model.unwrap_or_default();
-            self.meta.created = line.created_at.as_deref().and_then(unix_seconds).unwrap_or(0);
+            self.meta.created = line
+                .created_at
+                .as_deref()
+                .and_then(unix_seconds)
+                .unwrap_or(0);
             delta.role = Some("assistant".to_owned());
         }
         delta.content = non_empty(line.response);
@@ -160,7 +166,10 @@ impl Dialect for Ollama {
                 .map(|c| {
                     let n = self.tools;
                     self.tools += 1;
-                    let f = c.function.unwrap_or(WireFunction { name: None, arguments: None });
+                    let f = c.function.unwrap_or(WireFunction {
+                        name: None,
+                        arguments: None,
+                    });
                     ToolCallDelta {
                         index: n,
                         id: Some(non_empty(c.id).unwrap_or_else(|| format!("call_{n}"))),
@@ -196,7 +205,11 @@ impl Dialect for Ollama {
             ..Default::default()
         };
         let mut chunk = self.meta.chunk(vec![choice]);
-        chunk.usage = Some(usage(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0), None));
+        chunk.usage = Some(usage(
+            line.prompt_eval_count.unwrap_or(0),
+            line.eval_count.unwrap_or(0),
+            None,
+        ));
         out.push(chunk);
         Ok(())
     }
@@ -217,8 +230,14 @@ mod tests {
     #[test]
     fn rfc3339_times() {
         assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(unix_seconds("2026-07-28T06:38:03.222822Z"), Some(1_785_220_683));
-        assert_eq!(unix_seconds("2024-02-29T12:00:00.5-07:00"), Some(1_709_233_200));
+        assert_eq!(
+            unix_seconds("2026-07-28T06:38:03.222822Z"),
+            Some(1_785_220_683)
+        );
+        assert_eq!(
+            unix_seconds("2024-02-29T12:00:00.5-07:00"),
+            Some(1_709_233_200)
+        );
         assert_eq!(unix_seconds("yesterday"), None);
     }
 }

@@ -39,8 +39,14 @@ pub struct OpenAiChat {
 impl OpenAiChat {
     fn fill_tool_indexes(&mut self, chunk: &mut ChatChunk) {
         for choice in &mut chunk.choices {
-            let Some(calls) = choice.delta.tool_calls.as_mut() else { continue };
-            let pos = match self.tool_counts.iter().position(|(c, _)| *c == choice.index) {
+            let Some(calls) = choice.delta.tool_calls.as_mut() else {
+                continue;
+            };
+            let pos = match self
+                .tool_counts
+                .iter()
+                .position(|(c, _)| *c == choice.index)
+            {
                 Some(p) => p,
                 None => {
                     self.tool_counts.push((choice.index, 0));
@@ -76,7 +82,9 @@ impl Dialect for OpenAiChat {
     }
 
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()> {
-        let Some(data) = sse_payload(&frame, &mut self.done)? else { return Ok(()) };
+        let Some(data) = sse_payload(&frame, &mut self.done)? else {
+            return Ok(());
+        };
         let text = json_text(NAME, data)?;
         // The common shape through the hand-written parser; anything else (and every error) through serde.
         let mut chunk: ChatChunk = match crate::chunk_parser::parse(text) {
@@ -84,7 +92,10 @@ impl Dialect for OpenAiChat {
             None => parse_json_text(NAME, text)?,
         };
         if let Some(err) = chunk.error.take() {
-            return Err(provider_error_from_value(&err, String::from_utf8_lossy(data).into_owned()));
+            return Err(provider_error_from_value(
+                &err,
+                String::from_utf8_lossy(data).into_owned(),
+            ));
         }
         if let Some(xg) = chunk.x_groq.take() {
             if chunk.usage.is_none() {

@@ -4,7 +4,9 @@ use super::*;
 
 impl ResponsesBuilder {
     pub(super) fn close_part(&mut self, i: usize, out: &mut Vec<ResponseEvent>) {
-        let Body::Message { parts, part_open } = &mut self.items[i].body else { return };
+        let Body::Message { parts, part_open } = &mut self.items[i].body else {
+            return;
+        };
         if !*part_open {
             return;
         }
@@ -27,15 +29,36 @@ impl ResponsesBuilder {
                     },
                 );
                 let part = text_part(text);
-                self.emit(out, EventKind::ContentPartDone { item_id, output_index, content_index, part });
+                self.emit(
+                    out,
+                    EventKind::ContentPartDone {
+                        item_id,
+                        output_index,
+                        content_index,
+                        part,
+                    },
+                );
             }
             Part::Refusal(refusal) => {
                 self.emit(
                     out,
-                    EventKind::RefusalDone { item_id: item_id.clone(), output_index, content_index, refusal: refusal.clone() },
+                    EventKind::RefusalDone {
+                        item_id: item_id.clone(),
+                        output_index,
+                        content_index,
+                        refusal: refusal.clone(),
+                    },
                 );
                 let part = ContentPart::Refusal { refusal };
-                self.emit(out, EventKind::ContentPartDone { item_id, output_index, content_index, part });
+                self.emit(
+                    out,
+                    EventKind::ContentPartDone {
+                        item_id,
+                        output_index,
+                        content_index,
+                        part,
+                    },
+                );
             }
         }
     }
@@ -48,8 +71,12 @@ impl ResponsesBuilder {
     }
 
     pub(super) fn close_reasoning(&mut self, status: ItemStatus, out: &mut Vec<ResponseEvent>) {
-        let Some(i) = self.open_reasoning.take() else { return };
-        let Body::Reasoning { summary, .. } = &self.items[i].body else { return };
+        let Some(i) = self.open_reasoning.take() else {
+            return;
+        };
+        let Body::Reasoning { summary, .. } = &self.items[i].body else {
+            return;
+        };
         let text = summary.clone();
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
         self.emit(
@@ -75,21 +102,46 @@ impl ResponsesBuilder {
         self.close_item(i, status, out);
     }
 
-    pub(super) fn close_call(&mut self, i: usize, status: ItemStatus, out: &mut Vec<ResponseEvent>) {
+    pub(super) fn close_call(
+        &mut self,
+        i: usize,
+        status: ItemStatus,
+        out: &mut Vec<ResponseEvent>,
+    ) {
         if self.items[i].status != ItemStatus::InProgress {
             return;
         }
-        let Body::Call { arguments, .. } = &self.items[i].body else { return };
+        let Body::Call { arguments, .. } = &self.items[i].body else {
+            return;
+        };
         let arguments = arguments.clone();
         let item_id = self.items[i].id.clone();
-        self.emit(out, EventKind::FunctionCallArgumentsDone { item_id, output_index: i as u32, arguments });
+        self.emit(
+            out,
+            EventKind::FunctionCallArgumentsDone {
+                item_id,
+                output_index: i as u32,
+                arguments,
+            },
+        );
         self.close_item(i, status, out);
     }
 
-    pub(super) fn close_item(&mut self, i: usize, status: ItemStatus, out: &mut Vec<ResponseEvent>) {
+    pub(super) fn close_item(
+        &mut self,
+        i: usize,
+        status: ItemStatus,
+        out: &mut Vec<ResponseEvent>,
+    ) {
         self.items[i].status = status;
         let item = self.item_view(i);
-        self.emit(out, EventKind::OutputItemDone { output_index: i as u32, item });
+        self.emit(
+            out,
+            EventKind::OutputItemDone {
+                output_index: i as u32,
+                item,
+            },
+        );
     }
 
     /// Close every open item in output order; calls whose name never came are announced first
@@ -131,11 +183,24 @@ impl ResponsesBuilder {
                     })
                     .collect(),
             },
-            Body::Reasoning { summary, part_added } => OutputItem::Reasoning {
+            Body::Reasoning {
+                summary,
+                part_added,
+            } => OutputItem::Reasoning {
                 id,
-                summary: if *part_added { vec![SummaryPart::SummaryText { text: summary.clone() }] } else { Vec::new() },
+                summary: if *part_added {
+                    vec![SummaryPart::SummaryText {
+                        text: summary.clone(),
+                    }]
+                } else {
+                    Vec::new()
+                },
             },
-            Body::Call { call_id, name, arguments } => OutputItem::FunctionCall {
+            Body::Call {
+                call_id,
+                name,
+                arguments,
+            } => OutputItem::FunctionCall {
                 id,
                 call_id: call_id.clone(),
                 name: name.clone(),
@@ -147,5 +212,9 @@ impl ResponsesBuilder {
 }
 
 pub(super) fn text_part(text: String) -> ContentPart {
-    ContentPart::OutputText { annotations: EmptyList, logprobs: EmptyList, text }
+    ContentPart::OutputText {
+        annotations: EmptyList,
+        logprobs: EmptyList,
+        text,
+    }
 }

@@ -5,7 +5,10 @@ use super::*;
 
 impl ResponsesBuilder {
     pub(super) fn emit(&mut self, out: &mut Vec<ResponseEvent>, kind: EventKind) {
-        out.push(ResponseEvent { kind, sequence_number: self.seq });
+        out.push(ResponseEvent {
+            kind,
+            sequence_number: self.seq,
+        });
         self.seq += 1;
     }
 
@@ -13,12 +16,27 @@ impl ResponsesBuilder {
         format!("{prefix}_{}{index:04x}", self.id_base)
     }
 
-    pub(super) fn push_item(&mut self, prefix: &str, body: Body, out: &mut Vec<ResponseEvent>) -> usize {
+    pub(super) fn push_item(
+        &mut self,
+        prefix: &str,
+        body: Body,
+        out: &mut Vec<ResponseEvent>,
+    ) -> usize {
         let index = self.items.len();
         let id = self.new_item_id(prefix, index);
-        self.items.push(Item { id, status: ItemStatus::InProgress, body });
+        self.items.push(Item {
+            id,
+            status: ItemStatus::InProgress,
+            body,
+        });
         let item = self.item_view(index);
-        self.emit(out, EventKind::OutputItemAdded { output_index: index as u32, item });
+        self.emit(
+            out,
+            EventKind::OutputItemAdded {
+                output_index: index as u32,
+                item,
+            },
+        );
         index
     }
 
@@ -27,15 +45,32 @@ impl ResponsesBuilder {
             Some(i) => i,
             None => {
                 self.close_message(ItemStatus::Completed, out);
-                let i = self.push_item("rs", Body::Reasoning { summary: String::new(), part_added: false }, out);
+                let i = self.push_item(
+                    "rs",
+                    Body::Reasoning {
+                        summary: String::new(),
+                        part_added: false,
+                    },
+                    out,
+                );
                 self.open_reasoning = Some(i);
                 // Added with `summary: []` above; from now on the item shows its summary part.
                 if let Body::Reasoning { part_added, .. } = &mut self.items[i].body {
                     *part_added = true;
                 }
-                let part = SummaryPart::SummaryText { text: String::new() };
+                let part = SummaryPart::SummaryText {
+                    text: String::new(),
+                };
                 let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
-                self.emit(out, EventKind::ReasoningSummaryPartAdded { item_id, output_index, summary_index: 0, part });
+                self.emit(
+                    out,
+                    EventKind::ReasoningSummaryPartAdded {
+                        item_id,
+                        output_index,
+                        summary_index: 0,
+                        part,
+                    },
+                );
                 i
             }
         };
@@ -45,23 +80,41 @@ impl ResponsesBuilder {
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
         self.emit(
             out,
-            EventKind::ReasoningSummaryTextDelta { item_id, output_index, summary_index: 0, delta: delta.to_owned() },
+            EventKind::ReasoningSummaryTextDelta {
+                item_id,
+                output_index,
+                summary_index: 0,
+                delta: delta.to_owned(),
+            },
         );
     }
 
     /// The open message item and its open part of the wanted kind, opening either as needed.
     /// Returns (item index, content index).
-    pub(super) fn message_part(&mut self, text: bool, out: &mut Vec<ResponseEvent>) -> (usize, u32) {
+    pub(super) fn message_part(
+        &mut self,
+        text: bool,
+        out: &mut Vec<ResponseEvent>,
+    ) -> (usize, u32) {
         self.close_reasoning(ItemStatus::Completed, out);
         let i = match self.open_message {
             Some(i) => i,
             None => {
-                let i = self.push_item("msg", Body::Message { parts: Vec::new(), part_open: false }, out);
+                let i = self.push_item(
+                    "msg",
+                    Body::Message {
+                        parts: Vec::new(),
+                        part_open: false,
+                    },
+                    out,
+                );
                 self.open_message = Some(i);
                 i
             }
         };
-        let Body::Message { parts, part_open } = &self.items[i].body else { unreachable!("open_message is a message") };
+        let Body::Message { parts, part_open } = &self.items[i].body else {
+            unreachable!("open_message is a message")
+        };
         let open = *part_open;
         if open && matches!(parts.last(), Some(Part::Text { .. })) == text {
             return (i, parts.len() as u32 - 1);
@@ -73,14 +126,29 @@ impl ResponsesBuilder {
         let (part, view) = if text {
             (Part::Text { start: at, end: at }, text_part(String::new()))
         } else {
-            (Part::Refusal(String::new()), ContentPart::Refusal { refusal: String::new() })
+            (
+                Part::Refusal(String::new()),
+                ContentPart::Refusal {
+                    refusal: String::new(),
+                },
+            )
         };
-        let Body::Message { parts, part_open } = &mut self.items[i].body else { unreachable!() };
+        let Body::Message { parts, part_open } = &mut self.items[i].body else {
+            unreachable!()
+        };
         parts.push(part);
         *part_open = true;
         let content_index = parts.len() as u32 - 1;
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
-        self.emit(out, EventKind::ContentPartAdded { item_id, output_index, content_index, part: view });
+        self.emit(
+            out,
+            EventKind::ContentPartAdded {
+                item_id,
+                output_index,
+                content_index,
+                part: view,
+            },
+        );
         (i, content_index)
     }
 
@@ -114,7 +182,15 @@ impl ResponsesBuilder {
             }
         }
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
-        self.emit(out, EventKind::RefusalDelta { item_id, output_index, content_index, delta: delta.to_owned() });
+        self.emit(
+            out,
+            EventKind::RefusalDelta {
+                item_id,
+                output_index,
+                content_index,
+                delta: delta.to_owned(),
+            },
+        );
     }
 
     pub(super) fn tool_delta(&mut self, tc: &ToolCallDelta, out: &mut Vec<ResponseEvent>) {
@@ -154,15 +230,31 @@ impl ResponsesBuilder {
     /// Create the function_call item of slot `s` (added with empty arguments, as OpenAI does), then
     /// send the arguments that arrived before the name as one delta.
     /// `closing`: the status the open message or reasoning item it follows ends with.
-    pub(super) fn announce_call(&mut self, s: usize, closing: ItemStatus, out: &mut Vec<ResponseEvent>) {
+    pub(super) fn announce_call(
+        &mut self,
+        s: usize,
+        closing: ItemStatus,
+        out: &mut Vec<ResponseEvent>,
+    ) {
         self.close_reasoning(closing, out);
         self.close_message(closing, out);
         let index = self.items.len();
         let slot = &mut self.calls[s];
-        let call_id = slot.call_id.take().unwrap_or_else(|| format!("call_{}{index:04x}", self.id_base));
+        let call_id = slot
+            .call_id
+            .take()
+            .unwrap_or_else(|| format!("call_{}{index:04x}", self.id_base));
         let name = slot.name.clone().unwrap_or_default();
         let pending = std::mem::take(&mut slot.pending_args);
-        let i = self.push_item("fc", Body::Call { call_id, name, arguments: String::new() }, out);
+        let i = self.push_item(
+            "fc",
+            Body::Call {
+                call_id,
+                name,
+                arguments: String::new(),
+            },
+            out,
+        );
         self.calls[s].item = Some(i);
         self.call_args(i, &pending, out);
     }
@@ -175,6 +267,13 @@ impl ResponsesBuilder {
             arguments.push_str(delta);
         }
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
-        self.emit(out, EventKind::FunctionCallArgumentsDelta { item_id, output_index, delta: delta.to_owned() });
+        self.emit(
+            out,
+            EventKind::FunctionCallArgumentsDelta {
+                item_id,
+                output_index,
+                delta: delta.to_owned(),
+            },
+        );
     }
 }

@@ -90,7 +90,9 @@ fn merge_object(default: Value, given: &Value) -> Value {
 
 /// Function tools come back with `description: null` and `strict: true` filled in, as OpenAI does.
 fn normalise_tools(tools: &Value) -> Value {
-    let Value::Array(list) = tools else { return tools.clone() };
+    let Value::Array(list) = tools else {
+        return tools.clone();
+    };
     Value::Array(
         list.iter()
             .map(|t| match t {
@@ -152,6 +154,8 @@ impl RequestEcho {
 
     /// `background: true` in the request.
     pub fn background(&self) -> bool {
-        self.get("background").and_then(Value::as_bool).unwrap_or(false)
+        self.get("background")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }

@@ -133,7 +133,11 @@ impl From<&Usage> for ResponseUsage {
     fn from(u: &Usage) -> Self {
         let p = u.prompt_tokens_details.as_ref();
         let c = u.completion_tokens_details.as_ref();
-        let total = if u.total_tokens > 0 { u.total_tokens } else { u.prompt_tokens + u.completion_tokens };
+        let total = if u.total_tokens > 0 {
+            u.total_tokens
+        } else {
+            u.prompt_tokens + u.completion_tokens
+        };
         ResponseUsage {
             input_tokens: u.prompt_tokens,
             input_tokens_details: InputTokensDetails {
@@ -174,12 +178,26 @@ impl Serialize for Assistant {
 #[serde(tag = "type")]
 pub enum OutputItem {
     #[serde(rename = "message")]
-    Message { id: String, status: ItemStatus, role: Assistant, content: Vec<ContentPart> },
+    Message {
+        id: String,
+        status: ItemStatus,
+        role: Assistant,
+        content: Vec<ContentPart>,
+    },
     /// OpenAI sends no `status` on reasoning items; the SDK does not require one.
     #[serde(rename = "reasoning")]
-    Reasoning { id: String, summary: Vec<SummaryPart> },
+    Reasoning {
+        id: String,
+        summary: Vec<SummaryPart>,
+    },
     #[serde(rename = "function_call")]
-    FunctionCall { id: String, call_id: String, name: String, arguments: String, status: ItemStatus },
+    FunctionCall {
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: ItemStatus,
+    },
 }
 
 impl OutputItem {
@@ -197,7 +215,11 @@ impl OutputItem {
 #[serde(tag = "type")]
 pub enum ContentPart {
     #[serde(rename = "output_text")]
-    OutputText { annotations: EmptyList, logprobs: EmptyList, text: String },
+    OutputText {
+        annotations: EmptyList,
+        logprobs: EmptyList,
+        text: String,
+    },
     #[serde(rename = "refusal")]
     Refusal { refusal: String },
 }
@@ -274,7 +296,10 @@ impl Serialize for Response {
         let own = [
             ("completed_at", Own::CompletedAt(self.completed_at)),
             ("error", Own::Error(&self.error)),
-            ("incomplete_details", Own::Incomplete(&self.incomplete_details)),
+            (
+                "incomplete_details",
+                Own::Incomplete(&self.incomplete_details),
+            ),
             ("model", Own::Model(&self.model)),
             ("output", Own::Output(&self.output)),
             ("usage", Own::Usage(&self.usage)),
@@ -339,29 +364,80 @@ pub enum EventKind {
     Failed { response: Box<Response> },
     /// Flat, as the SDK models it (a nested `"error": {…}` key makes the SDK raise mid-stream).
     #[serde(rename = "error")]
-    Error { code: Option<String>, message: String, param: Option<String> },
+    Error {
+        code: Option<String>,
+        message: String,
+        param: Option<String>,
+    },
     #[serde(rename = "response.output_item.added")]
     OutputItemAdded { output_index: u32, item: OutputItem },
     #[serde(rename = "response.output_item.done")]
     OutputItemDone { output_index: u32, item: OutputItem },
     #[serde(rename = "response.content_part.added")]
-    ContentPartAdded { item_id: String, output_index: u32, content_index: u32, part: ContentPart },
+    ContentPartAdded {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        part: ContentPart,
+    },
     #[serde(rename = "response.content_part.done")]
-    ContentPartDone { item_id: String, output_index: u32, content_index: u32, part: ContentPart },
+    ContentPartDone {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        part: ContentPart,
+    },
     #[serde(rename = "response.output_text.delta")]
-    OutputTextDelta { item_id: String, output_index: u32, content_index: u32, delta: String, logprobs: EmptyList },
+    OutputTextDelta {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        delta: String,
+        logprobs: EmptyList,
+    },
     #[serde(rename = "response.output_text.done")]
-    OutputTextDone { item_id: String, output_index: u32, content_index: u32, text: String, logprobs: EmptyList },
+    OutputTextDone {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        text: String,
+        logprobs: EmptyList,
+    },
     #[serde(rename = "response.refusal.delta")]
-    RefusalDelta { item_id: String, output_index: u32, content_index: u32, delta: String },
+    RefusalDelta {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        delta: String,
+    },
     #[serde(rename = "response.refusal.done")]
-    RefusalDone { item_id: String, output_index: u32, content_index: u32, refusal: String },
+    RefusalDone {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        refusal: String,
+    },
     #[serde(rename = "response.reasoning_summary_part.added")]
-    ReasoningSummaryPartAdded { item_id: String, output_index: u32, summary_index: u32, part: SummaryPart },
+    ReasoningSummaryPartAdded {
+        item_id: String,
+        output_index: u32,
+        summary_index: u32,
+        part: SummaryPart,
+    },
     #[serde(rename = "response.reasoning_summary_text.delta")]
-    ReasoningSummaryTextDelta { item_id: String, output_index: u32, summary_index: u32, delta: String },
+    ReasoningSummaryTextDelta {
+        item_id: String,
+        output_index: u32,
+        summary_index: u32,
+        delta: String,
+    },
     #[serde(rename = "response.reasoning_summary_text.done")]
-    ReasoningSummaryTextDone { item_id: String, output_index: u32, summary_index: u32, text: String },
+    ReasoningSummaryTextDone {
+        item_id: String,
+        output_index: u32,
+        summary_index: u32,
+        text: String,
+    },
     #[serde(rename = "response.reasoning_summary_part.done")]
     ReasoningSummaryPartDone {
         item_id: String,
@@ -372,9 +448,17 @@ pub enum EventKind {
         status: PartStatus,
     },
     #[serde(rename = "response.function_call_arguments.delta")]
-    FunctionCallArgumentsDelta { item_id: String, output_index: u32, delta: String },
+    FunctionCallArgumentsDelta {
+        item_id: String,
+        output_index: u32,
+        delta: String,
+    },
     #[serde(rename = "response.function_call_arguments.done")]
-    FunctionCallArgumentsDone { item_id: String, output_index: u32, arguments: String },
+    FunctionCallArgumentsDone {
+        item_id: String,
+        output_index: u32,
+        arguments: String,
+    },
 }
 
 impl EventKind {
@@ -399,7 +483,9 @@ impl EventKind {
             EventKind::ReasoningSummaryTextDelta { .. } => "response.reasoning_summary_text.delta",
             EventKind::ReasoningSummaryTextDone { .. } => "response.reasoning_summary_text.done",
             EventKind::ReasoningSummaryPartDone { .. } => "response.reasoning_summary_part.done",
-            EventKind::FunctionCallArgumentsDelta { .. } => "response.function_call_arguments.delta",
+            EventKind::FunctionCallArgumentsDelta { .. } => {
+                "response.function_call_arguments.delta"
+            }
             EventKind::FunctionCallArgumentsDone { .. } => "response.function_call_arguments.done",
         }
     }

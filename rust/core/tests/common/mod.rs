@@ -41,7 +41,12 @@ pub fn decode(dialect: &str, pieces: &[&[u8]]) -> Outcome {
     for c in &chunks {
         acc.add(c);
     }
-    Outcome { completion: acc.snapshot(), chunks, error, done: d.is_done() }
+    Outcome {
+        completion: acc.snapshot(),
+        chunks,
+        error,
+        done: d.is_done(),
+    }
 }
 
 /// Deterministic pseudo-random numbers (64-bit LCG, Knuth's constants).
@@ -49,10 +54,15 @@ pub struct Lcg(u64);
 
 impl Lcg {
     pub fn new(seed: u64) -> Self {
-        Lcg(seed.wrapping_mul(2862933555777941757).wrapping_add(3037000493))
+        Lcg(seed
+            .wrapping_mul(2862933555777941757)
+            .wrapping_add(3037000493))
     }
     pub fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n.max(1)
     }
 }
@@ -75,11 +85,18 @@ pub fn decode_every_way(dialect: &str, input: &[u8], label: &str) -> Outcome {
     let whole = decode(dialect, &[input]);
     let check = |pieces: &[&[u8]], how: &str| {
         let got = decode(dialect, pieces);
-        assert!(got == whole, "{label}: {how} differs from the whole-body decode\n got: {got:?}\nwant: {whole:?}");
+        assert!(
+            got == whole,
+            "{label}: {how} differs from the whole-body decode\n got: {got:?}\nwant: {whole:?}"
+        );
     };
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     check(&bytes, "1-byte split");
-    let step = if input.len() <= 512 { 1 } else { input.len() / 47 + 1 };
+    let step = if input.len() <= 512 {
+        1
+    } else {
+        input.len() / 47 + 1
+    };
     for c in (0..=input.len()).step_by(step) {
         check(&cut(input, &[c]), &format!("2-way split at {c}"));
     }

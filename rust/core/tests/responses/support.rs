@@ -73,7 +73,10 @@ pub fn types(events: &[ResponseEvent]) -> Vec<&'static str> {
 }
 
 pub fn to_json(events: &[ResponseEvent]) -> Vec<Value> {
-    events.iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+    events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
 }
 
 // ---- the client-side replay oracle --------------------------------------------------------
@@ -86,7 +89,10 @@ pub fn to_json(events: &[ResponseEvent]) -> Vec<Value> {
 pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
     let evs = to_json(events);
     assert!(!evs.is_empty());
-    assert_eq!(evs[0]["type"], "response.created", "first event must be response.created");
+    assert_eq!(
+        evs[0]["type"], "response.created",
+        "first event must be response.created"
+    );
     let rid = evs[0]["response"]["id"].clone();
     let mut items: BTreeMap<u64, Value> = BTreeMap::new();
     let mut done: BTreeMap<u64, Value> = BTreeMap::new();
@@ -94,18 +100,33 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
     // What still owes a `.done`: "<output_index>/<what><index>".
     let mut owed: BTreeSet<String> = BTreeSet::new();
     for (n, ev) in evs.iter().enumerate() {
-        assert_eq!(ev["sequence_number"], json!(n), "sequence numbers are 0..n: {ev}");
+        assert_eq!(
+            ev["sequence_number"],
+            json!(n),
+            "sequence numbers are 0..n: {ev}"
+        );
         assert_eq!(ev["type"], json!(events[n].name()));
         assert!(!terminal, "event after the terminal one: {ev}");
         let ty = ev["type"].as_str().unwrap();
         if let Some(resp) = ev.get("response") {
             assert_eq!(resp["id"], rid, "lifecycle response identity changed");
             assert_eq!(resp["object"], "response");
-            if matches!(ty, "response.completed" | "response.incomplete" | "response.failed") {
+            if matches!(
+                ty,
+                "response.completed" | "response.incomplete" | "response.failed"
+            ) {
                 terminal = true;
                 let out: Vec<Value> = done.values().cloned().collect();
-                assert_eq!(resp["output"], json!(out), "terminal output = the items done");
-                assert_eq!(items.len(), done.len(), "every added item is done before {ty}");
+                assert_eq!(
+                    resp["output"],
+                    json!(out),
+                    "terminal output = the items done"
+                );
+                assert_eq!(
+                    items.len(),
+                    done.len(),
+                    "every added item is done before {ty}"
+                );
             }
             continue;
         }
@@ -115,7 +136,10 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
         let oi = ev["output_index"].as_u64().unwrap();
         if ty == "response.output_item.added" {
             assert_eq!(oi, items.len() as u64, "output_index grows by one per item");
-            assert_eq!(ev["item"]["status"].as_str().unwrap_or("in_progress"), "in_progress");
+            assert_eq!(
+                ev["item"]["status"].as_str().unwrap_or("in_progress"),
+                "in_progress"
+            );
             if ev["item"]["type"] == "function_call" {
                 owe(&mut owed, format!("{oi}/args"), true, ev);
             }
@@ -123,13 +147,24 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
             items.insert(oi, ev["item"].clone());
             continue;
         }
-        let item = items.get_mut(&oi).unwrap_or_else(|| panic!("event for an unknown item: {ev}"));
-        assert!(!done.contains_key(&oi), "event for an item already done: {ev}");
+        let item = items
+            .get_mut(&oi)
+            .unwrap_or_else(|| panic!("event for an unknown item: {ev}"));
+        assert!(
+            !done.contains_key(&oi),
+            "event for an item already done: {ev}"
+        );
         if let Some(id) = ev.get("item_id") {
             assert_eq!(id, &item["id"]);
         }
-        let ci = ev.get("content_index").and_then(Value::as_u64).map(|c| c as usize);
-        let si = ev.get("summary_index").and_then(Value::as_u64).map(|c| c as usize);
+        let ci = ev
+            .get("content_index")
+            .and_then(Value::as_u64)
+            .map(|c| c as usize);
+        let si = ev
+            .get("summary_index")
+            .and_then(Value::as_u64)
+            .map(|c| c as usize);
         let append = |dst: &mut Value, delta: &Value| {
             let s = format!("{}{}", dst.as_str().unwrap(), delta.as_str().unwrap());
             *dst = json!(s);
@@ -140,15 +175,28 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
                 owe(&mut owed, format!("{oi}/{what}{}", i.unwrap()), true, ev);
                 owe(&mut owed, format!("{oi}/{what}t{}", i.unwrap()), true, ev);
             }
-            "response.output_text.done" | "response.refusal.done" => owe(&mut owed, format!("{oi}/ct{}", ci.unwrap()), false, ev),
-            "response.reasoning_summary_text.done" => owe(&mut owed, format!("{oi}/st{}", si.unwrap()), false, ev),
-            "response.content_part.done" => owe(&mut owed, format!("{oi}/c{}", ci.unwrap()), false, ev),
-            "response.reasoning_summary_part.done" => owe(&mut owed, format!("{oi}/s{}", si.unwrap()), false, ev),
-            "response.function_call_arguments.done" => owe(&mut owed, format!("{oi}/args"), false, ev),
+            "response.output_text.done" | "response.refusal.done" => {
+                owe(&mut owed, format!("{oi}/ct{}", ci.unwrap()), false, ev)
+            }
+            "response.reasoning_summary_text.done" => {
+                owe(&mut owed, format!("{oi}/st{}", si.unwrap()), false, ev)
+            }
+            "response.content_part.done" => {
+                owe(&mut owed, format!("{oi}/c{}", ci.unwrap()), false, ev)
+            }
+            "response.reasoning_summary_part.done" => {
+                owe(&mut owed, format!("{oi}/s{}", si.unwrap()), false, ev)
+            }
+            "response.function_call_arguments.done" => {
+                owe(&mut owed, format!("{oi}/args"), false, ev)
+            }
             "response.output_item.done" => {
                 owe(&mut owed, format!("{oi}/item"), false, ev);
                 let prefix = format!("{oi}/");
-                assert!(!owed.iter().any(|k| k.starts_with(&prefix)), "item done before its parts: {owed:?} {ev}");
+                assert!(
+                    !owed.iter().any(|k| k.starts_with(&prefix)),
+                    "item done before its parts: {owed:?} {ev}"
+                );
             }
             _ => {}
         }
@@ -158,28 +206,49 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
                 assert_eq!(ci, Some(content.len()));
                 content.push(ev["part"].clone());
             }
-            "response.output_text.delta" => append(&mut item["content"][ci.unwrap()]["text"], &ev["delta"]),
-            "response.output_text.done" => assert_eq!(item["content"][ci.unwrap()]["text"], ev["text"]),
-            "response.refusal.delta" => append(&mut item["content"][ci.unwrap()]["refusal"], &ev["delta"]),
-            "response.refusal.done" => assert_eq!(item["content"][ci.unwrap()]["refusal"], ev["refusal"]),
+            "response.output_text.delta" => {
+                append(&mut item["content"][ci.unwrap()]["text"], &ev["delta"])
+            }
+            "response.output_text.done" => {
+                assert_eq!(item["content"][ci.unwrap()]["text"], ev["text"])
+            }
+            "response.refusal.delta" => {
+                append(&mut item["content"][ci.unwrap()]["refusal"], &ev["delta"])
+            }
+            "response.refusal.done" => {
+                assert_eq!(item["content"][ci.unwrap()]["refusal"], ev["refusal"])
+            }
             "response.content_part.done" => assert_eq!(item["content"][ci.unwrap()], ev["part"]),
             "response.reasoning_summary_part.added" => {
                 let summary = item["summary"].as_array_mut().unwrap();
                 assert_eq!(si, Some(summary.len()));
                 summary.push(ev["part"].clone());
             }
-            "response.reasoning_summary_text.delta" => append(&mut item["summary"][si.unwrap()]["text"], &ev["delta"]),
-            "response.reasoning_summary_text.done" => assert_eq!(item["summary"][si.unwrap()]["text"], ev["text"]),
-            "response.reasoning_summary_part.done" => assert_eq!(item["summary"][si.unwrap()], ev["part"]),
-            "response.function_call_arguments.delta" => append(&mut item["arguments"], &ev["delta"]),
-            "response.function_call_arguments.done" => assert_eq!(item["arguments"], ev["arguments"]),
+            "response.reasoning_summary_text.delta" => {
+                append(&mut item["summary"][si.unwrap()]["text"], &ev["delta"])
+            }
+            "response.reasoning_summary_text.done" => {
+                assert_eq!(item["summary"][si.unwrap()]["text"], ev["text"])
+            }
+            "response.reasoning_summary_part.done" => {
+                assert_eq!(item["summary"][si.unwrap()], ev["part"])
+            }
+            "response.function_call_arguments.delta" => {
+                append(&mut item["arguments"], &ev["delta"])
+            }
+            "response.function_call_arguments.done" => {
+                assert_eq!(item["arguments"], ev["arguments"])
+            }
             "response.output_item.done" => {
                 let mut replayed = item.clone();
                 replayed["status"] = ev["item"]["status"].clone();
                 if ev["item"].get("status").is_none() {
                     replayed.as_object_mut().unwrap().remove("status");
                 }
-                assert_eq!(replayed, ev["item"], "item.done = the item the deltas built");
+                assert_eq!(
+                    replayed, ev["item"],
+                    "item.done = the item the deltas built"
+                );
                 done.insert(oi, ev["item"].clone());
             }
             other => panic!("unexpected event type {other}"),
@@ -192,19 +261,29 @@ fn owe(owed: &mut BTreeSet<String>, key: String, add: bool, ev: &Value) {
     if add {
         assert!(owed.insert(key), "added twice: {ev}");
     } else {
-        assert!(owed.remove(&key), "{key} done but never added, or done twice: {ev}");
+        assert!(
+            owed.remove(&key),
+            "{key} done but never added, or done twice: {ev}"
+        );
     }
 }
 
 pub fn done_or(item: Value, done: &BTreeMap<u64, Value>) -> Value {
-    done.values().find(|d| d["id"] == item["id"]).cloned().unwrap_or(item)
+    done.values()
+        .find(|d| d["id"] == item["id"])
+        .cloned()
+        .unwrap_or(item)
 }
 
 /// Replay + the snapshot agrees with it + output_text agrees with the parts.
 pub fn check(b: &ResponsesBuilder, events: &[ResponseEvent]) -> Value {
     let replayed = replay(events);
     let snap = serde_json::to_value(b.snapshot()).unwrap();
-    assert_eq!(snap["output"], json!(replayed), "snapshot output = replayed output");
+    assert_eq!(
+        snap["output"],
+        json!(replayed),
+        "snapshot output = replayed output"
+    );
     assert_eq!(b.snapshot().output_text(), b.output_text());
     assert_eq!(b.next_sequence_number(), events.len() as u64);
     snap
