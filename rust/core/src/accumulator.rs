@@ -4,16 +4,16 @@
 //! index with a scan that starts at the most recent entry (the one a stream almost always continues).
 
 use crate::chunk::{
-    ChatChunk, ChatCompletion, Choice, ChunkChoice, Logprobs, Message, ToolCall, Usage,
+    ChatChunk, ChatCompletion, Choice, ChunkChoice, Logprobs, Message, SharedStr, ToolCall, Usage,
 };
 
 #[derive(Debug, Clone, Default)]
 pub struct Accumulator {
-    id: String,
+    id: SharedStr,
     created: i64,
-    model: String,
-    system_fingerprint: Option<String>,
-    service_tier: Option<String>,
+    model: SharedStr,
+    system_fingerprint: Option<SharedStr>,
+    service_tier: Option<SharedStr>,
     choices: Vec<ChoiceState>,
     usage: Option<Usage>,
     chunks: usize,
@@ -48,7 +48,7 @@ fn append_list<T: Clone>(dst: &mut Option<Vec<T>>, piece: &Option<Vec<T>>) {
     }
 }
 
-fn set_if_some(dst: &mut Option<String>, v: &Option<String>) {
+fn set_if_some<T: Clone>(dst: &mut Option<T>, v: &Option<T>) {
     if v.is_some() {
         dst.clone_from(v);
     }
@@ -105,12 +105,12 @@ impl Accumulator {
         let mut choices: Vec<Choice> = self.choices.iter().map(ChoiceState::to_choice).collect();
         choices.sort_by_key(|c| c.index);
         ChatCompletion {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             object: Default::default(),
             created: self.created,
-            model: self.model.clone(),
-            system_fingerprint: self.system_fingerprint.clone(),
-            service_tier: self.service_tier.clone(),
+            model: self.model.to_string(),
+            system_fingerprint: self.system_fingerprint.as_deref().map(str::to_owned),
+            service_tier: self.service_tier.as_deref().map(str::to_owned),
             choices,
             usage: self.usage.clone(),
         }

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+pub use crate::shared_str::SharedStr;
+
 /// Marker for the constant `object` field: costs nothing to parse or store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkObject;
@@ -23,17 +25,17 @@ impl<'de> Deserialize<'de> for ChunkObject {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatChunk {
     #[serde(default)]
-    pub id: String,
+    pub id: SharedStr,
     #[serde(default)]
     pub object: ChunkObject,
     #[serde(default)]
     pub created: i64,
     #[serde(default)]
-    pub model: String,
+    pub model: SharedStr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_fingerprint: Option<String>,
+    pub system_fingerprint: Option<SharedStr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_tier: Option<String>,
+    pub service_tier: Option<SharedStr>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub choices: Vec<ChunkChoice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,21 +10,46 @@
 //! parses with serde, which stays the single definition of what a chunk may look like and of
 //! every error message. When it answers `Some`, the value equals serde's for the same text; the
 //! differential tests (`tests/chunk_parser.rs`) hold it to that.
+//!
+//! [`HeaderMemo`] skips the members before `choices` when they repeat the previous chunk's bytes.
+
+use std::borrow::Cow;
 
 use crate::chunk::{
-    ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, XGroq, MISSING_INDEX,
+    ChatChunk, ChunkChoice, Delta, FunctionDelta, SharedStr, ToolCallDelta, XGroq, MISSING_INDEX,
 };
 
 /// Parse `text` (already validated UTF-8) if it is in the fast path's subset.
 pub fn parse(text: &str) -> Option<ChatChunk> {
+    parse_with(text, &mut HeaderMemo::default())
+}
+
+/// [`parse`], starting from `memo` when `text` begins with the bytes it remembers, and leaving
+/// in it what this chunk's header parsed to.
+pub fn parse_with(text: &str, memo: &mut HeaderMemo) -> Option<ChatChunk> {
     let mut p = Parser {
         s: text,
         b: text.as_bytes(),
         i: 0,
     };
-    let chunk = p.chunk()?;
+    let chunk = p.chunk(memo)?;
     p.ws();
     (p.i == p.b.len()).then_some(chunk)
+}
+
+/// The members before `choices` of the last chunk that had any, and the state they parsed to.
+///
+/// OpenAI-style servers repeat them byte for byte on every chunk of a stream (id, object,
+/// created, model, service tier, fingerprint). The parser is a function of the bytes it has read,
+/// so a chunk that starts with the same bytes reaches `choices` in the same state: one comparison
+/// replaces parsing them again, and the chunk shares the remembered strings instead of allocating
+/// its own.
+#[derive(Debug, Default)]
+pub struct HeaderMemo {
+    /// The text up to (not including) the separator before `"choices"`; empty when nothing is remembered.
+    prefix: Vec<u8>,
+    chunk: ChatChunk,
+    seen: u32,
 }
 
 struct Parser<'a> {
@@ -117,6 +142,26 @@ impl<'a> Parser<'a> {
     }
 
     fn string(&mut self) -> Option<String> {
+        self.str_or_owned().map(Cow::into_owned)
+    }
+
+    /// A string shared rather than copied per chunk (id, model, fingerprint).
+    fn shared(&mut self) -> Option<SharedStr> {
+        Some(match self.str_or_owned()? {
+            Cow::Borrowed(s) => SharedStr::from(s),
+            Cow::Owned(s) => SharedStr::from(s),
+        })
+    }
+
+    fn opt_shared(&mut self) -> Option<Option<SharedStr>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.shared().map(Some)
+    }
+
+    /// A string value: borrowed from the text when it has no escapes.
+    fn str_or_owned(&mut self) -> Option<Cow<'a, str>> {
         self.expect(b'"')?;
         let start = self.i;
         let mut end = start + plain_len(&self.b[start..]);
@@ -124,7 +169,7 @@ impl<'a> Parser<'a> {
             Some(b'"') => {
                 self.i = end + 1;
                 // Both ends sit next to an ASCII quote, so they are char boundaries: no re-validation.
-                Some(self.s.get(start..end)?.to_owned())
+                Some(Cow::Borrowed(self.s.get(start..end)?))
             }
             Some(b'\\') => {
                 let mut out = Vec::with_capacity(end - start + 8);
@@ -142,7 +187,7 @@ impl<'a> Parser<'a> {
                     end += run;
                 }
                 self.i = end + 1;
-                String::from_utf8(out).ok()
+                String::from_utf8(out).ok().map(Cow::Owned)
             }
             _ => None,
         }
@@ -318,15 +363,37 @@ impl<'a> Parser<'a> {
         Some(())
     }
 
-    fn chunk(&mut self) -> Option<ChatChunk> {
-        let mut c = ChatChunk::default();
-        let mut seen = 0u32;
-        self.ws();
-        members!(self, |key| {
+    fn chunk(&mut self, memo: &mut HeaderMemo) -> Option<ChatChunk> {
+        let n = memo.prefix.len();
+        let resumed = n != 0 && self.b.len() > n && self.b[..n] == memo.prefix[..];
+        let (mut c, mut seen, mut first) = if resumed {
+            self.i = n;
+            (memo.chunk.clone(), memo.seen, false)
+        } else {
+            self.ws();
+            self.expect(b'{')?;
+            (ChatChunk::default(), 0u32, true)
+        };
+        // `members!`'s loop, written out to start mid-object and to know where each member starts.
+        loop {
+            let member_start = self.i;
+            self.ws();
+            if self.peek()? == b'}' {
+                self.i += 1;
+                break;
+            }
+            if !first {
+                self.expect(b',')?;
+                self.ws();
+            }
+            let key = self.key()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
             match key {
                 b"id" => {
                     once(&mut seen, 1)?;
-                    c.id = self.string()?;
+                    c.id = self.shared()?;
                 }
                 b"object" => {
                     once(&mut seen, 2)?;
@@ -338,17 +405,23 @@ impl<'a> Parser<'a> {
                 }
                 b"model" => {
                     once(&mut seen, 8)?;
-                    c.model = self.string()?;
+                    c.model = self.shared()?;
                 }
                 b"system_fingerprint" => {
                     once(&mut seen, 16)?;
-                    c.system_fingerprint = self.opt_string()?;
+                    c.system_fingerprint = self.opt_shared()?;
                 }
                 b"service_tier" => {
                     once(&mut seen, 32)?;
-                    c.service_tier = self.opt_string()?;
+                    c.service_tier = self.opt_shared()?;
                 }
                 b"choices" => {
+                    if !first && !(resumed && member_start == n) {
+                        memo.prefix.clear();
+                        memo.prefix.extend_from_slice(&self.b[..member_start]);
+                        memo.chunk.clone_from(&c);
+                        memo.seen = seen;
+                    }
                     once(&mut seen, 64)?;
                     if !self.null() {
                         c.choices = self.array(Self::choice)?;
@@ -370,7 +443,8 @@ impl<'a> Parser<'a> {
                 }
                 _ => self.skip_value(0)?,
             }
-        });
+            first = false;
+        }
         Some(c)
     }
 

@@ -20,10 +20,11 @@ pub mod error;
 pub mod json_array;
 pub mod ndjson;
 pub mod responses;
+pub mod shared_str;
 pub mod sse;
 
 pub use accumulator::Accumulator;
-pub use chunk::{ChatChunk, ChatCompletion};
+pub use chunk::{ChatChunk, ChatCompletion, SharedStr};
 pub use decoder::ChunkDecoder;
 pub use error::{Error, Result};
 pub use responses::{ResponseEvent, ResponsesBuilder};

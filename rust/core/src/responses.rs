@@ -262,7 +262,7 @@ impl ResponsesBuilder {
         }
         self.mark_in_progress(out);
         if self.model.is_empty() && !chunk.model.is_empty() {
-            self.model.clone_from(&chunk.model);
+            self.model = chunk.model.to_string();
         }
         if let Some(u) = &chunk.usage {
             self.usage = Some(u.clone());

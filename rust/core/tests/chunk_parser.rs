@@ -4,13 +4,15 @@
 //! `Ok(c)`. Checked on every `data:` payload of the OpenAI-format recordings (ours and, when
 //! present, ../shared's), on hand-written edge cases, and on thousands of random mutations of
 //! those payloads. A second check makes sure the fast path is actually taken on ordinary chunks.
+//! A third holds the header memo to the same answers: a chunk parsed after another (whose header
+//! it may resume from) parses exactly as it does alone.
 
 mod common;
 
 use std::path::Path;
 
 use common::{repo_root, shared_providers, Lcg};
-use polystream_core::chunk_parser::parse;
+use polystream_core::chunk_parser::{parse, parse_with, HeaderMemo};
 use polystream_core::{ChatChunk, SseDecoder};
 
 fn serde_parse(text: &str) -> Option<ChatChunk> {
@@ -187,6 +189,73 @@ fn edge_cases() {
             "case {i}: fast path taken? {text:?}"
         );
     }
+}
+
+/// Each recording's payloads in order through one memo, as the dialect parses them: every answer
+/// equals the memo-less one, and consecutive chunks of a stream share their id's allocation.
+#[test]
+fn header_memo_changes_nothing_but_sharing() {
+    let all = payloads();
+    let mut memo = HeaderMemo::default();
+    let mut prev: Option<(String, ChatChunk)> = None;
+    let mut shared = 0;
+    for (name, text) in &all {
+        let with = parse_with(text, &mut memo);
+        assert_eq!(
+            with,
+            parse(text),
+            "{name}: the memo changed the answer for {text:?}"
+        );
+        let Some(chunk) = with else { continue };
+        if let Some((prev_name, p)) = &prev {
+            if prev_name == name && !p.id.is_empty() && p.id == chunk.id {
+                shared += usize::from(std::ptr::eq(p.id.as_str(), chunk.id.as_str()));
+            }
+        }
+        prev = Some((name.clone(), chunk));
+    }
+    assert!(
+        shared > 100,
+        "consecutive chunks shared their id only {shared} times"
+    );
+}
+
+/// A memo primed with one payload, then a mutant of it: the memo resumes exactly when the edit
+/// lies after the remembered header, and either way the answer is the memo-less one.
+#[test]
+fn header_memo_on_mutants() {
+    let all = payloads();
+    let mut rng = Lcg::new(0x3e30);
+    let mut resumed_like = 0usize;
+    for (name, text) in all.iter().take(1_000) {
+        let Some(at) = text.find(",\"choices\"") else {
+            continue;
+        };
+        for _ in 0..10 {
+            let mut m = text.as_bytes().to_vec();
+            let pos = rng.below(m.len());
+            m[pos] = b"\"{}[],:0a "[rng.below(10)];
+            let Ok(t) = std::str::from_utf8(&m) else {
+                continue;
+            };
+            let mut memo = HeaderMemo::default();
+            let _ = parse_with(text, &mut memo);
+            let with = parse_with(t, &mut memo);
+            assert_eq!(
+                with,
+                parse(t),
+                "{name}: primed memo changed the answer for {t:?}"
+            );
+            if let Some(c) = &with {
+                assert_eq!(Some(c), serde_parse(t).as_ref(), "{name}: {t:?}");
+            }
+            resumed_like += usize::from(pos > at);
+        }
+    }
+    assert!(
+        resumed_like > 1_000,
+        "too few edits after the header: {resumed_like}"
+    );
 }
 
 /// Random single edits of real payloads: inserted, deleted, doubled or swapped bytes biased

@@ -336,8 +336,8 @@ impl Dialect for Anthropic {
             "content_block_stop" => self.on_block_stop(index, out),
             "message_start" => {
                 if let Some(m) = ev.message {
-                    self.meta.id = m.id.unwrap_or_default();
-                    self.meta.model = m.model.unwrap_or_default();
+                    self.meta.id = m.id.unwrap_or_default().into();
+                    self.meta.model = m.model.unwrap_or_default().into();
                     if let Some(u) = m.usage {
                         self.input = u;
                     }

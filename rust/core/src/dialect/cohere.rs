@@ -169,7 +169,7 @@ impl Cohere {
         }
         if kind == "message-start" {
             let s: WireStart = parse_json(NAME, data)?;
-            self.meta.id = s.id.unwrap_or_default();
+            self.meta.id = s.id.unwrap_or_default().into();
             self.emit(
                 Delta {
                     role: Some("assistant".to_owned()),

@@ -244,10 +244,10 @@ impl Dialect for Gemini {
             return Err(provider_error(data));
         }
         if self.meta.id.is_empty() {
-            self.meta.id = r.response_id.unwrap_or_default();
+            self.meta.id = r.response_id.unwrap_or_default().into();
         }
         if self.meta.model.is_empty() {
-            self.meta.model = r.model_version.unwrap_or_default();
+            self.meta.model = r.model_version.unwrap_or_default().into();
         }
         let was_done = self.done;
         let has_usage = r.usage_metadata.is_some();

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::chunk::{
     ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, PromptTokensDetails,
-    ToolCallDelta, Usage,
+    SharedStr, ToolCallDelta, Usage,
 };
 use crate::error::{Error, Result};
 
@@ -132,8 +132,8 @@ pub(crate) fn provider_error_from_value(v: &serde_json::Value, body: String) -> 
 /// What every chunk of one stream repeats.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Meta {
-    pub id: String,
-    pub model: String,
+    pub id: SharedStr,
+    pub model: SharedStr,
     pub created: i64,
 }
 

@@ -147,7 +147,7 @@ impl Dialect for Ollama {
         let mut delta = Delta::default();
         if !self.started {
             self.started = true;
-            self.meta.model = line.model.unwrap_or_default();
+            self.meta.model = line.model.unwrap_or_default().into();
             self.meta.created = line
                 .created_at
                 .as_deref()
