@@ -416,7 +416,9 @@ impl<'a> Parser<'a> {
                     c.service_tier = self.opt_shared()?;
                 }
                 b"choices" => {
-                    if !first && !(resumed && member_start == n) {
+                    // Remember the header unless there was none or it is the one just resumed from.
+                    let remembered = resumed && member_start == n;
+                    if !(first || remembered) {
                         memo.prefix.clear();
                         memo.prefix.extend_from_slice(&self.b[..member_start]);
                         memo.chunk.clone_from(&c);
