@@ -79,7 +79,7 @@ impl Accumulator {
         set_if_some(&mut self.system_fingerprint, &chunk.system_fingerprint);
         set_if_some(&mut self.service_tier, &chunk.service_tier);
         if let Some(u) = &chunk.usage {
-            self.usage = Some(u.clone());
+            self.usage = Some(Usage::clone(u));
         }
         for c in &chunk.choices {
             let st = self.choice_mut(c.index);

@@ -39,7 +39,7 @@ pub struct ChatChunk {
     #[serde(default, deserialize_with = "null_as_default")]
     pub choices: Vec<ChunkChoice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    pub usage: Option<Box<Usage>>,
 
     // Wire-only fields some OpenAI-compatible servers add; the openai_chat dialect folds them into
     // the normalised fields above and they are never serialised.

@@ -265,7 +265,7 @@ impl ResponsesBuilder {
             self.model = chunk.model.to_string();
         }
         if let Some(u) = &chunk.usage {
-            self.usage = Some(u.clone());
+            self.usage = Some(Usage::clone(u));
         }
         let Some(choice) = chunk.choices.iter().find(|c| c.index == 0) else {
             return;

@@ -291,7 +291,7 @@ impl Anthropic {
             }
             None => self.meta.chunk(Vec::new()),
         };
-        chunk.usage = Some(self.usage(output));
+        chunk.usage = Some(Box::new(self.usage(output)));
         out.push(chunk);
     }
 }

@@ -297,7 +297,7 @@ impl Cohere {
             None => Vec::new(),
         };
         let mut chunk = self.meta.chunk(choices);
-        chunk.usage = d.usage.map(convert_usage);
+        chunk.usage = d.usage.map(|u| Box::new(convert_usage(u)));
         out.push(chunk);
         Ok(())
     }

@@ -274,7 +274,7 @@ impl Dialect for Gemini {
         };
         if !choices.is_empty() || usage.is_some() {
             let mut chunk = self.meta.chunk(choices);
-            chunk.usage = usage;
+            chunk.usage = usage.map(Box::new);
             out.push(chunk);
         }
         Ok(())

@@ -205,11 +205,11 @@ impl Dialect for Ollama {
             ..Default::default()
         };
         let mut chunk = self.meta.chunk(vec![choice]);
-        chunk.usage = Some(usage(
+        chunk.usage = Some(Box::new(usage(
             line.prompt_eval_count.unwrap_or(0),
             line.eval_count.unwrap_or(0),
             None,
-        ));
+        )));
         out.push(chunk);
         Ok(())
     }

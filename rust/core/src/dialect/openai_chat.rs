@@ -101,7 +101,7 @@ impl Dialect for OpenAiChat {
         }
         if let Some(xg) = chunk.x_groq.take() {
             if chunk.usage.is_none() {
-                chunk.usage = xg.usage;
+                chunk.usage = xg.usage.map(Box::new);
             }
         }
         let mut has_tools = false;
