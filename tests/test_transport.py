@@ -329,6 +329,25 @@ def test_slow_reader_gets_every_byte_of_a_large_body(make_client: Any) -> None:
     run(main())
 
 
+def test_concurrent_streams_each_get_their_own_bytes(make_client: Any) -> None:
+    """Many responses read at once, interleaved piece by piece: the async connections of a loop
+    share one receive buffer, and no stream may see another's bytes."""
+    def body(n: int) -> list[bytes]:
+        return [b"data: stream %d piece %d %s\n\n" % (n, i, bytes([65 + n % 26]) * (i % 300)) for i in range(200)]
+
+    async def handler(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        n = int(request.split(b" ")[1].rsplit(b"/", 1)[1])
+        return await chunked(body(n))(request, reader, writer)
+
+    async def main() -> None:
+        async with Server(handler) as srv:
+            client = make_client()
+            got = await asyncio.gather(*[client.get(f"{srv.url}/s/{n}") for n in range(30)])
+            for n, g in enumerate(got):
+                assert g.error is None and g.body == b"".join(body(n)), n
+    run(main())
+
+
 def test_streamed_request_body_is_sent_with_its_length(make_client: Any) -> None:
     async def main() -> None:
         async with Server(ok()) as srv:

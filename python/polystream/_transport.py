@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from typing import Any
 
 import httpx
@@ -36,11 +37,24 @@ __all__ = ["LeanTransport", "SyncLeanTransport"]
 # each take into chunk objects at once, so this bounds what one stream holds decoded (~50
 # chunks): an async process may run hundreds of streams (100 streams stay under 60 MB). Each
 # read costs the event loop a fixed ~10 µs, hence not smaller: 8 KiB took 0.5 µs more per chunk
-# at 100 streams for 3 MB less. A sync stream has a thread to itself, so it reads more per
-# system call. An async connection stops reading at _HIGH_WATER unread bytes.
+# at 100 streams. A sync stream has a thread to itself, so it reads more per system call. An
+# async connection stops reading once _HIGH_WATER bytes are waiting for its reader: the rest
+# waits in the kernel's socket buffer, not in our memory.
 _READ = 1 << 14
 _SYNC_READ = 1 << 15
-_HIGH_WATER = 2 * _READ
+_HIGH_WATER = _READ
+
+# The asyncio connections of one event loop share one receive buffer: a transport calls
+# get_buffer(), recv_into() and buffer_updated() in one go, and buffer_updated() parses the bytes
+# out of it at once, so no two reads ever use it together.
+_LOOP_BUFFERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = weakref.WeakKeyDictionary()
+
+
+def _loop_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
+    buf = _LOOP_BUFFERS.get(loop)
+    if buf is None:
+        buf = _LOOP_BUFFERS[loop] = memoryview(bytearray(_READ))
+    return buf
 
 Origin = tuple[str, str, int]
 
@@ -160,7 +174,7 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
-        self.buffer = memoryview(bytearray(_READ))
+        self.buffer = _loop_buffer(loop)
         super().__init__()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
