@@ -87,6 +87,8 @@ class Choice:
     tool_call_ids: list[str] | None = None  # None = the SDK does not expose call ids
     finish_reason: str | None = None  # mapped to OpenAI's values
     raw_finish: str | None = None  # the provider's own reason (None = not exposed / not compared)
+    # Whole reasoning blocks as dicts, in order (None = the SDK does not keep them).
+    thinking_blocks: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -130,6 +132,7 @@ def polystream_outcome(completion: Any) -> Outcome:
         c.reasoning = msg.get("reasoning_content") or ""
         c.tool_calls = [(tc["function"]["name"], parse_args(tc["function"]["arguments"])) for tc in msg.get("tool_calls") or []]
         c.tool_call_ids = [tc.get("id") for tc in msg.get("tool_calls") or []]
+        c.thinking_blocks = [b.to_dict() for b in msg.get("thinking_blocks") or []]
         c.finish_reason = ch.finish_reason
         c.raw_finish = ch.get("native_finish_reason")
     u = completion.usage
@@ -379,11 +382,15 @@ def run_anthropic(server_url: str, model: str) -> Outcome:
     c = out.choice(0)
     c.reasoning = ""
     c.tool_call_ids = []
+    c.thinking_blocks = []
     for block in msg.content:
         if block.type == "text":
             c.text += block.text
         elif block.type == "thinking":
             c.reasoning += block.thinking
+            c.thinking_blocks.append({"type": "thinking", "thinking": block.thinking, "signature": block.signature})
+        elif block.type == "redacted_thinking":
+            c.thinking_blocks.append({"type": "redacted_thinking", "data": block.data})
         elif block.type == "tool_use":
             c.tool_calls.append((block.name, block.input))
             c.tool_call_ids.append(block.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -130,6 +131,24 @@ class TestAnthropic:
         msgs = build("anthropic", turns).json["messages"]
         assert msgs[1]["content"][0] == {"type": "thinking", "thinking": "hmm", "signature": "sig=="}
         assert msgs[1]["content"][1]["type"] == "tool_use"
+
+    def test_every_thinking_block_of_a_streamed_turn_is_sent_back(self) -> None:
+        # A turn with a redacted block and two signed thinking blocks, accumulated from its stream:
+        # continued with the tool's result, every block goes back whole and in order (one joined
+        # text under the last signature would fail Anthropic's signature check).
+        body = (Path(__file__).parent / "fixtures/providers/anthropic/anthropic_interleaved_thinking.sse").read_bytes()
+        dec = polystream.ChunkDecoder("anthropic", accumulate=True)
+        dec.feed(body)
+        dec.finish()
+        message = dec.snapshot().choices[0].message.to_dict()
+        turns = [{"role": "user", "content": "Weather in Zürich?"}, message,
+                 {"role": "tool", "tool_call_id": "toolu_01Weather", "content": "12 °C"}]
+        content = build("anthropic", turns).json["messages"][1]["content"]
+        assert [b["type"] for b in content] == ["redacted_thinking", "thinking", "thinking", "text", "tool_use"]
+        assert content[:3] == message["thinking_blocks"]
+        assert [b.get("signature") for b in content[1:3]] == ["EqMBCkgIBxABGAIqQFirst==", "EqMBCkgIBxABGAIqQSecond=="]
+        assert content[4] == {"type": "tool_use", "id": "toolu_01Weather", "name": "get_weather",
+                              "input": {"city": "Zürich", "unit": "celsius"}}
 
     def test_images(self) -> None:
         content = build("anthropic", IMAGE_TURN).json["messages"][0]["content"]

@@ -50,6 +50,7 @@ COVERAGE = {
     "openai": ["openai_text_usage_multibyte", "openai_tool_single", "openai_parallel_tools_multibyte",
                "openai_length_usage", "openai_content_filter", "openai_error_data"],
     "anthropic": ["anthropic_text_multibyte", "anthropic_inline_tool_single", "anthropic_parallel_tools", "anthropic_thinking_signature",
+                  "anthropic_interleaved_thinking",
                   "anthropic_max_tokens_open_tool", "anthropic_refusal", "anthropic_error_after_content"],
     "gemini": ["gemini_text_multibyte", "gemini_json_array_tools", "gemini_parallel_calls", "gemini_thinking_signature",
                "gemini_max_tokens", "gemini_inline_safety", "gemini_prompt_blocked", "gemini_error_in_data"],
@@ -286,6 +287,11 @@ def check_completion(out: Outcome, want: dict[str, Any]) -> None:
     for key in ("content", "reasoning_content", "refusal", "reasoning_signature"):
         if key in want:
             assert msg.get(key) == want[key], key
+    if "thinking_blocks" in want:
+        # Whole blocks, in order, as chunks delivered them and as the final message keeps them.
+        assert [b.to_dict() for b in msg.thinking_blocks] == want["thinking_blocks"]
+        streamed = [b.to_dict() for c in out.chunks for ch in c.choices for b in (ch.delta.thinking_blocks or [])]
+        assert streamed == want["thinking_blocks"]
     # What the caller saw chunk by chunk adds up to the same text (multi-byte characters whole).
     for key in ("content", "reasoning_content"):
         if want.get(key):

@@ -321,6 +321,8 @@ def test_sdk_parity(server: ReplayServer, rec: S.Recording) -> None:
             assert got.raw_finish == want.raw_finish, f"{where}: native finish reason"
         if want.reasoning is not None:  # the SDK exposes reasoning text
             assert got.reasoning == want.reasoning, f"{where}: reasoning"
+        if want.thinking_blocks is not None:  # the SDK keeps whole reasoning blocks (Anthropic)
+            assert got.thinking_blocks == want.thinking_blocks, f"{where}: thinking blocks"
 
     if sdk.usage is None:
         assert mine.usage is None, f"{rec.id}: polystream reports usage the SDK never saw: {mine.usage}"

@@ -4,7 +4,8 @@
 //! index with a scan that starts at the most recent entry (the one a stream almost always continues).
 
 use crate::chunk::{
-    ChatChunk, ChatCompletion, Choice, ChunkChoice, Logprobs, Message, SharedStr, ToolCall, Usage,
+    ChatChunk, ChatCompletion, Choice, ChunkChoice, Logprobs, Message, SharedStr, ThinkingBlock,
+    ToolCall, Usage,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,7 @@ struct ChoiceState {
     content: Option<String>,
     reasoning: Option<String>,
     reasoning_signature: Option<String>,
+    thinking_blocks: Option<Vec<ThinkingBlock>>,
     refusal: Option<String>,
     tool_calls: Vec<ToolCall>,
     logprobs: Option<Logprobs>,
@@ -134,6 +136,7 @@ impl ChoiceState {
         append(&mut self.reasoning, &d.reasoning_content);
         // A signature is whole, never a fragment: keep the latest.
         set_if_some(&mut self.reasoning_signature, &d.reasoning_signature);
+        append_list(&mut self.thinking_blocks, &d.thinking_blocks);
         append(&mut self.refusal, &d.refusal);
         if let Some(calls) = &d.tool_calls {
             for tc in calls {
@@ -193,6 +196,7 @@ impl ChoiceState {
                 },
                 reasoning_content: self.reasoning.clone(),
                 reasoning_signature: self.reasoning_signature.clone(),
+                thinking_blocks: self.thinking_blocks.clone(),
             },
             logprobs: self.logprobs.clone(),
             finish_reason: self.finish_reason.clone(),

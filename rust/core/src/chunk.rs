@@ -96,6 +96,26 @@ pub struct Delta {
     /// providers require it back, unchanged, when the turn is replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_signature: Option<String>,
+    /// Whole reasoning blocks as the provider must get them back (Anthropic), each sent once,
+    /// when it is complete: a `thinking` block with its text and signature after its last
+    /// delta, a `redacted_thinking` block (encrypted, no text) as it starts. The block's text
+    /// has already streamed in `reasoning_content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+}
+
+/// One reasoning block, in Anthropic's (and LiteLLM's) shape: `{"type": "thinking", "thinking",
+/// "signature"}` or `{"type": "redacted_thinking", "data"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThinkingBlock {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// Wire form of [`Delta`]: identical but for `content`, which may be a string or a list of parts.
@@ -115,6 +135,8 @@ struct WireDelta {
     reasoning: Option<String>,
     #[serde(default)]
     reasoning_signature: Option<String>,
+    #[serde(default)]
+    thinking_blocks: Option<Vec<ThinkingBlock>>,
 }
 
 impl From<WireDelta> for Delta {
@@ -140,6 +162,7 @@ impl From<WireDelta> for Delta {
             tool_calls: w.tool_calls,
             reasoning: w.reasoning,
             reasoning_signature: w.reasoning_signature,
+            thinking_blocks: w.thinking_blocks,
         }
     }
 }
@@ -361,6 +384,10 @@ pub struct Message {
     /// The last reasoning signature seen (see [`Delta::reasoning_signature`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_signature: Option<String>,
+    /// Every reasoning block in order (see [`Delta::thinking_blocks`]): what an Anthropic turn
+    /// with several thinking blocks, or a redacted one, needs to be continued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

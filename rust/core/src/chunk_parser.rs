@@ -535,6 +535,8 @@ impl<'a> Parser<'a> {
                 b"refusal" => (8, &mut d.refusal),
                 b"reasoning" => (16, &mut d.reasoning),
                 b"reasoning_signature" => (32, &mut d.reasoning_signature),
+                // Whole reasoning blocks: rare, and serde's to read.
+                b"thinking_blocks" => return None,
                 b"tool_calls" => {
                     once(&mut seen, 64)?;
                     if !self.null() {

@@ -73,6 +73,7 @@ fn summary(o: &Outcome) -> Value {
         "content": m.and_then(|m| m.content.clone()),
         "reasoning_content": m.and_then(|m| m.reasoning_content.clone()),
         "reasoning_signature": m.and_then(|m| m.reasoning_signature.clone()),
+        "thinking_blocks": m.and_then(|m| m.thinking_blocks.clone()),
         "refusal": m.and_then(|m| m.refusal.clone()),
         "tool_calls": tool_calls,
         "finish_reason": choice.and_then(|ch| ch.finish_reason.clone()),

@@ -242,6 +242,19 @@ impl ChoiceDelta {
 
 #[pymethods]
 impl ChoiceDelta {
+    /// Read on demand (rare, unlike the members above, made with the view).
+    #[getter]
+    fn reasoning_signature(&self) -> Option<&str> {
+        self.get().reasoning_signature.as_deref()
+    }
+    #[getter]
+    fn thinking_blocks<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.get()
+            .thinking_blocks
+            .as_ref()
+            .map(|b| to_record(py, b))
+            .transpose()
+    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.get())
     }

@@ -3,11 +3,15 @@
 //!
 //! - `message_start` → a role chunk (id, model); its usage (input and cache tokens) is kept.
 //! - `content_block_start/delta/stop`: `text` → `content`; `thinking` → `reasoning_content` and its
-//!   `signature_delta` → `reasoning_signature`; `tool_use` → one OpenAI tool call per block, indexed
+//!   `signature_delta` → `reasoning_signature`, and at its stop the whole block (text and
+//!   signature) in `thinking_blocks`; `redacted_thinking` → its `data` in `thinking_blocks`.
+//!   Anthropic needs every one of those blocks back, in order, to continue a turn that used
+//!   tools: with several thinking blocks (interleaved thinking), one concatenated text and the
+//!   last signature would not verify. `tool_use` → one OpenAI tool call per block, indexed
 //!   from 0 in order of appearance, `input_json_delta` fragments as `arguments` (a call that
-//!   streamed no input gets `{}`). `redacted_thinking`, `server_tool_use`,
-//!   `web_search_tool_result`, `compaction` and citations are the server's business, not the
-//!   client's: they are skipped (their `input_json_delta`s too) and never become tool calls.
+//!   streamed no input gets `{}`). `server_tool_use`, `web_search_tool_result`, `compaction` and
+//!   citations are the server's business, not the client's: they are skipped (their
+//!   `input_json_delta`s too) and never become tool calls.
 //! - `message_delta` → a chunk with the mapped finish reason and the usage.
 //! - `ping` is ignored; `event: error` (or a payload of type `error`) → [`Error::Provider`] whose
 //!   kind is the error type (`overloaded_error`, …).
@@ -21,7 +25,7 @@ use super::{ended, non_empty, tool_delta};
 use super::{
     finish_choice, parse_json, provider_error, usage, with_cached, Dialect, Frame, Framing, Meta,
 };
-use crate::chunk::{ChatChunk, Delta, Usage};
+use crate::chunk::{ChatChunk, Delta, ThinkingBlock, Usage};
 use crate::error::Result;
 
 const NAME: &str = "anthropic";
@@ -56,6 +60,9 @@ pub struct Anthropic {
     /// (Anthropic block index, block); looked up from the end, where the live block is.
     blocks: Vec<(u32, Block)>,
     tools: u32,
+    /// The open thinking block's text and signature so far (blocks stream one at a time).
+    thinking: String,
+    signature: Option<String>,
     /// Usage from `message_start`, updated by `message_delta`.
     input: WireUsage,
     saw_stop_reason: bool,
@@ -104,6 +111,9 @@ struct WireBlock<'a> {
     thinking: Option<String>,
     #[serde(default)]
     signature: Option<String>,
+    /// A `redacted_thinking` block's encrypted content.
+    #[serde(default)]
+    data: Option<String>,
 }
 
 /// Both `content_block_delta.delta` and `message_delta.delta`; which fields are set says which.
@@ -175,6 +185,9 @@ impl Anthropic {
             }
             "thinking" => {
                 let (thinking, signature) = (non_empty(block.thinking), non_empty(block.signature));
+                self.thinking.clear();
+                self.thinking.push_str(thinking.as_deref().unwrap_or(""));
+                self.signature.clone_from(&signature);
                 if thinking.is_some() || signature.is_some() {
                     let delta = Delta {
                         reasoning_content: thinking,
@@ -213,6 +226,21 @@ impl Anthropic {
                     has_input,
                 }
             }
+            "redacted_thinking" => {
+                let block = ThinkingBlock {
+                    kind: "redacted_thinking".to_owned(),
+                    data: Some(block.data.unwrap_or_default()),
+                    ..Default::default()
+                };
+                self.emit(
+                    Delta {
+                        thinking_blocks: Some(vec![block]),
+                        ..Default::default()
+                    },
+                    out,
+                );
+                Block::Other
+            }
             _ => Block::Other,
         };
         self.blocks.push((index, kind));
@@ -238,6 +266,13 @@ impl Anthropic {
             reasoning_signature: non_empty(d.signature),
             ..Default::default()
         };
+        if block == Some(Block::Thinking) {
+            self.thinking
+                .push_str(delta.reasoning_content.as_deref().unwrap_or(""));
+            if delta.reasoning_signature.is_some() {
+                self.signature.clone_from(&delta.reasoning_signature);
+            }
+        }
         if delta.content.is_some()
             || delta.reasoning_content.is_some()
             || delta.reasoning_signature.is_some()
@@ -247,13 +282,30 @@ impl Anthropic {
     }
 
     fn on_block_stop(&mut self, index: u32, out: &mut Vec<ChatChunk>) {
-        if let Some(Block::Tool {
-            index: tool,
-            has_input: false,
-        }) = self.block_mut(index).copied()
-        {
-            // A call without arguments streams only `""`: OpenAI would send `{}`.
-            self.emit(tool_delta(tool, None, None, "{}".to_owned()), out);
+        match self.block_mut(index).copied() {
+            Some(Block::Tool {
+                index: tool,
+                has_input: false,
+            }) => {
+                // A call without arguments streams only `""`: OpenAI would send `{}`.
+                self.emit(tool_delta(tool, None, None, "{}".to_owned()), out);
+            }
+            Some(Block::Thinking) if !self.thinking.is_empty() || self.signature.is_some() => {
+                let block = ThinkingBlock {
+                    kind: "thinking".to_owned(),
+                    thinking: Some(std::mem::take(&mut self.thinking)),
+                    signature: self.signature.take(),
+                    data: None,
+                };
+                self.emit(
+                    Delta {
+                        thinking_blocks: Some(vec![block]),
+                        ..Default::default()
+                    },
+                    out,
+                );
+            }
+            _ => {}
         }
     }
 
