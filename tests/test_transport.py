@@ -377,14 +377,26 @@ def test_head_requests_go_through_httpx_own_transport(make_client: Any) -> None:
     run(main())
 
 
-def test_lean_client_builds_the_request_httpx_would() -> None:
-    args = ("POST", "https://api.example.com/v1/chat/completions?x=1")
-    kw: dict[str, Any] = {"headers": {"authorization": "Bearer k", "x-extra": "v"}, "json": {"a": [1, "ü"], "b": None},
-                          "timeout": httpx.Timeout(3.0, read=7.0)}
+@pytest.mark.parametrize("headers", [
+    {"authorization": "Bearer k", "x-extra": "v"},
+    # a caller's header replaces the client's default of the same name, whatever its case
+    {"User-Agent": "mine/1.0", "accept": "text/event-stream", "Content-Type": "application/json; charset=utf-8"},
+    {},
+])
+def test_lean_client_builds_the_request_httpx_would(headers: dict[str, str]) -> None:
+    args = ("POST", "https://api.example.com:8443/v1/chat/completions?x=1")
+    kw: dict[str, Any] = {"headers": headers, "json": {"a": [1, "ü"], "b": None}, "timeout": httpx.Timeout(3.0, read=7.0)}
     for plain, lean in ((httpx.AsyncClient(), LeanAsyncClient(LeanTransport())), (httpx.Client(), LeanClient(SyncLeanTransport()))):
-        a, b = plain.build_request(*args, **kw), lean.build_request(*args, **kw)
-        assert (a.method, a.url, a.content, a.extensions) == (b.method, b.url, b.content, b.extensions)
-        assert sorted(a.headers.multi_items()) == sorted(b.headers.multi_items())
+        for _ in range(2):  # the second time from the URL's cached head
+            a, b = plain.build_request(*args, **kw), lean.build_request(*args, **kw)
+            assert (a.method, a.url, a.content, a.extensions) == (b.method, b.url, b.content, b.extensions)
+            assert a.headers.multi_items() == b.headers.multi_items()  # the same headers, in the same order
+        # A header value that is not ASCII fails the same way.
+        bad = {**kw, "headers": {"x-name": "Zürich"}}
+        with pytest.raises(UnicodeEncodeError):
+            plain.build_request(*args, **bad)
+        with pytest.raises(UnicodeEncodeError):
+            lean.build_request(*args, **bad)
 
 
 def test_pooled_async_client_is_lean_unless_a_proxy_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
