@@ -157,16 +157,18 @@ def test_unexpected_error_is_a_logged_500(proxy: ServerThread, monkeypatch: pyte
 
 
 class _Stream:
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces, self.closed = pieces, False
+    """An upstream whose chunks arrive in `reads` (lists of their JSON), as AsyncStream.batches()."""
 
-    def __aiter__(self) -> Any:
+    def __init__(self, reads: list[list[str]]) -> None:
+        self.reads, self.closed = reads, False
+
+    def batches(self) -> Any:
         return self._gen()
 
     async def _gen(self) -> Any:
-        for p in self.pieces:
+        for read in self.reads:
             await asyncio.sleep(0)
-            yield type("Chunk", (), {"to_json": lambda self, p=p: p})()
+            yield [type("Chunk", (), {"to_json": lambda self, p=p: p})() for p in read]
 
     async def aclose(self) -> None:
         self.closed = True
@@ -204,6 +206,25 @@ def _call_app(app: Any, scope_extra: dict[str, Any]) -> list[dict[str, Any]]:
     return sent
 
 
+def test_chunks_that_arrive_together_are_written_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One client write per upstream read: under load a read brings many chunks, and one write
+    each would cost a system call (and a client wakeup) per chunk. The usage chunk the client
+    did not ask for is dropped from inside its batch."""
+    reads = [['{"choices":[{"index":0,"n":1}]}'],
+             ['{"choices":[{"index":0,"n":2}]}', '{"choices":[{"index":0,"n":3}]}', '{"choices":[]}']]
+
+    async def fake_acompletion(model: str, messages: Any, stream: bool = False, **kwargs: Any) -> _Stream:
+        return _Stream(reads)
+
+    monkeypatch.setattr(routes_chat, "acompletion", fake_acompletion)
+    app = create_app(_config("http://127.0.0.1:9/v1"), background=False)
+    bodies = [m["body"] for m in _call_app(app, {})[1:]]
+    assert bodies == [b'data: {"choices":[{"index":0,"n":1}]}\n\n',
+                      b'data: {"choices":[{"index":0,"n":2}]}\n\ndata: {"choices":[{"index":0,"n":3}]}\n\n',
+                      b"data: [DONE]\n\n"]
+    assert app.state.polystream.metrics.chunks == {"/v1/chat/completions": 3}
+
+
 @pytest.mark.parametrize("scope_extra,route", [
     ({}, "/v1/chat/completions"),
     # behind a root_path the door passes: Starlette routes it to the same handler
@@ -214,7 +235,7 @@ def test_asgi_counted_once_either_way(monkeypatch: pytest.MonkeyPatch, scope_ext
 
     async def fake_acompletion(model: str, messages: Any, stream: bool = False, **kwargs: Any) -> _Stream:
         assert stream and kwargs["api_key"] == UPSTREAM_KEY
-        streams.append(_Stream(['{"choices":[{"index":0}]}', '{"choices":[]}']))
+        streams.append(_Stream([['{"choices":[{"index":0}]}'], ['{"choices":[]}']]))
         return streams[-1]
 
     monkeypatch.setattr(routes_chat, "acompletion", fake_acompletion)

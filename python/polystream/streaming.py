@@ -214,7 +214,8 @@ class Stream:
 
 
 class AsyncStream:
-    """The async twin of `Stream`: `async for chunk in stream`."""
+    """The async twin of `Stream`: `async for chunk in stream`. `batches()` gives the same chunks
+    as one list per upstream read, for a relay that writes what arrived together at once."""
 
     def __init__(self, response: httpx.Response, state: _StreamState) -> None:
         self.response = response
@@ -222,42 +223,52 @@ class AsyncStream:
         self._reads: AsyncIterator[bytes] = _araw_reads(response)
         self._pending: list[ChatCompletionChunk] = []
         self._ended = False  # prefetch() met the end of the body (and called finish())
-        self._gen = self._chunks()
+        self._gen = self._batches()
+        self._each: AsyncGenerator[ChatCompletionChunk, None] | None = None
 
-    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+    async def _batches(self) -> AsyncGenerator[list[ChatCompletionChunk], None]:
         st = self._state
         feed = st.decoder.feed
         costed = st.cost_model is not None
         try:
-            yield None  # type: ignore[misc]  # primed by prefetch(), as in Stream
+            yield []  # primed by prefetch(), as in Stream
             if self._pending:
-                for c in self._pending:
-                    yield c
-                self._pending = []
+                first, self._pending = self._pending, []
+                yield first
             if self._ended:
                 return
             async for read in self._reads:
                 try:
                     chunks = feed(read)
                 except errors.PolystreamError as exc:
-                    for c in st.emit(exc.items):
-                        yield c
+                    done = st.emit(exc.items)
+                    if done:
+                        yield done
                     raise
                 if chunks:
                     if costed:
                         chunks = st.emit(chunks)
                     else:
                         st.yielded += len(chunks)
-                    for c in chunks:
-                        yield c
+                    yield chunks
                 if st.deadline is not None:
                     st.check_deadline()
-            for c in st.emit(st.decoder.finish()):
-                yield c
+            last = st.emit(st.decoder.finish())
+            if last:
+                yield last
         except Exception as exc:
             st.raise_for(exc)
         finally:
             await self.response.aclose()
+
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        batches = self._gen
+        try:
+            async for batch in batches:
+                for c in batch:
+                    yield c
+        finally:
+            await batches.aclose()  # an async for left early does not close its iterator
 
     async def prefetch(self) -> None:
         st = self._state
@@ -279,19 +290,28 @@ class AsyncStream:
             return
         await self._gen.__anext__()
 
-    async def _failing(self, exc: BaseException) -> AsyncGenerator[ChatCompletionChunk, None]:
-        for c in self._pending:
-            yield c
-        self._pending = []
+    async def _failing(self, exc: BaseException) -> AsyncGenerator[list[ChatCompletionChunk], None]:
+        if self._pending:
+            first, self._pending = self._pending, []
+            yield first
         self._state.raise_for(exc)
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """The chunks as lists, one per upstream read (none empty). Use this or the chunk
+        iterator, not both."""
         return self._gen
 
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._each is None:
+            self._each = self._chunks()
+        return self._each
+
     async def __anext__(self) -> ChatCompletionChunk:
-        return await self._gen.__anext__()
+        return await self.__aiter__().__anext__()
 
     async def aclose(self) -> None:
+        if self._each is not None:
+            await self._each.aclose()
         await self._gen.aclose()
         await self.response.aclose()
 

@@ -180,23 +180,28 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 # ---------------------------------------------------------------- SSE
 
 
-async def relay(send: Any, source: AsyncIterator[Any], frame: Callable[[Any], bytes | None] | None,
+async def relay(send: Any, source: AsyncIterator[Any], frame: Callable[[Any], tuple[bytes, int]] | None,
                 route: str, metrics: Metrics, started: float | None, end: bytes = b"") -> bytes:
-    """Sends the SSE head, then each item of `source` the moment it arrives: `frame(item)` (None
-    skips the item), or the item itself (bytes) without `frame`. Returns the body of the message
-    that ends the response, for the caller to send once its DisconnectWatch is over: `end` when
-    the source ran out, or, if it failed (the headers are out), an OpenAI error event."""
+    """Sends the SSE head, then each item of `source` the moment it arrives, in one write: the
+    item itself (bytes, one event) without `frame`, else `frame(item)` = (its events' bytes, how
+    many; 0 skips the item), so a batch of chunks that arrived together goes out together.
+    Returns the body of the message that ends the response, for the caller to send once its
+    DisconnectWatch is over: `end` when the source ran out, or, if it failed (the headers are
+    out), an OpenAI error event."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
     n = 0
     try:
         async for item in source:
-            piece = item if frame is None else frame(item)
-            if piece is None:
-                continue
+            if frame is None:
+                piece, k = item, 1
+            else:
+                piece, k = frame(item)
+                if not k:
+                    continue
             await send({"type": "http.response.body", "body": piece, "more_body": True})
             if n == 0 and started is not None:
                 metrics.first_token(route, time.monotonic() - started)
-            n += 1
+            n += k
     except Exception as exc:  # noqa: BLE001 - the headers are out; report in-band
         err = from_exception(exc)
         err.message = redact(err.message)  # upstream text may quote URLs or headers

@@ -126,8 +126,8 @@ async def chat_completions(st: ServerState, scope: dict[str, Any], receive: Any,
         # leaving at any point cancels whatever is awaited, and the upstream is closed below.
         with DisconnectWatch(receive):
             upstream = await _upstream(call)
-            end = await relay(send, upstream, _frame if include_usage else _frame_without_usage, ROUTE, st.metrics,
-                              started, _DONE)
+            end = await relay(send, upstream.batches(), _frames if include_usage else _frames_without_usage, ROUTE,
+                              st.metrics, started, _DONE)
         await send({"type": "http.response.body", "body": end, "more_body": False})
         return 200
     except ClientGone:
@@ -182,12 +182,11 @@ async def _complete(call: Any) -> Any:
 _DONE = b"data: [DONE]\n\n"
 
 
-def _frame(chunk: Any) -> bytes:
-    return b"data: " + chunk.to_json().encode() + b"\n\n"
+def _frames(batch: list[Any]) -> tuple[bytes, int]:
+    """The SSE events of chunks that arrived in one upstream read, written to the client at once."""
+    return b"".join([b"data: " + c.to_json().encode() + b"\n\n" for c in batch]), len(batch)
 
 
-def _frame_without_usage(chunk: Any) -> bytes | None:
-    text = chunk.to_json()
-    if '"choices":[]' in text:
-        return None
-    return b"data: " + text.encode() + b"\n\n"
+def _frames_without_usage(batch: list[Any]) -> tuple[bytes, int]:
+    texts = [t for t in (c.to_json() for c in batch) if '"choices":[]' not in t]
+    return b"".join([b"data: " + t.encode() + b"\n\n" for t in texts]), len(texts)
