@@ -289,6 +289,34 @@ def test_stall_is_a_read_timeout_and_refused_is_a_connect_error(make_client: Any
     run(main())
 
 
+def test_read_timeout_is_per_wait_not_per_response(make_client: Any) -> None:
+    """A body that keeps trickling in for longer than the read timeout, each piece well within
+    it, completes; a stall after it still times out, about one timeout later."""
+    async def trickle_then_stall(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(12):  # 1.2 s of data against a 0.4 s read timeout
+            writer.write(b"1\r\n%d\r\n" % (i % 10))
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        if request.startswith(b"POST /stall"):
+            await asyncio.sleep(3)
+            return False
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        t = httpx.Timeout(5.0, read=0.4)
+        async with Server(trickle_then_stall) as srv:
+            client = make_client()
+            got = await client.get(srv.url + "/whole", timeout=t)
+            assert got.error is None and got.body == b"012345678901"
+            started = time.monotonic()
+            got = await client.get(srv.url + "/stall", timeout=t)
+            assert b"".join(got.pieces) == b"012345678901" and isinstance(got.error, httpx.ReadTimeout)
+            assert time.monotonic() - started < 1.2 + 0.4 + 1.0  # the stall is caught, not waited out
+    run(main())
+
+
 def test_idle_connection_closed_by_server_is_not_reused(make_client: Any) -> None:
     async def once(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")

@@ -173,6 +173,9 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[None] | None = None
+        # The read timeout: one timer per connection, moved on lazily (see _wait).
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
         self.paused = False
         self.buffer = _loop_buffer(loop)
         super().__init__()
@@ -196,6 +199,9 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
 
     def close(self) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
 
@@ -205,15 +211,32 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
             w.set_result(None)
 
     async def _wait(self, timeout: float | None) -> None:
-        """Until more arrives (or the connection ends); httpx.ReadTimeout after `timeout`."""
+        """Until more arrives (or the connection ends); httpx.ReadTimeout after `timeout`.
+
+        A stream waits once per read: a timer made and cancelled each time (~3 µs) would cost
+        more than the rest of the wait. The connection keeps one timer instead; each wait moves
+        the deadline, and the timer, when it fires early, re-arms itself for the deadline."""
         fut = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _expire, fut) if timeout is not None else None
+        if timeout is not None:
+            self.deadline = self.loop.time() + timeout
+            if self.timer is None or self.timer.when() > self.deadline:
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = self.loop.call_at(self.deadline, self._on_timer)
         try:
             await fut
         finally:
             self.waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits now: the next wait arms a new timer
+        if self.loop.time() + 0.001 >= self.deadline:  # call_at may fire a clock tick early
+            waiter.set_exception(httpx.ReadTimeout("no bytes from the server within the read timeout"))
+        else:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
 
     async def head(self, timeout: float | None) -> None:
         while not self.headers_done:
@@ -233,11 +256,6 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
             self.paused = False
             self.transport.resume_reading()
         return self.take(_READ)
-
-
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_exception(httpx.ReadTimeout("no bytes from the server within the read timeout"))
 
 
 class _SyncConnection(_Exchange):
