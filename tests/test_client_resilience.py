@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 
+import httpx
 import pytest
 
 import polystream
@@ -264,7 +265,10 @@ def test_async_idle_timeout(server) -> None:
                 pass
         return info.value
 
-    assert asyncio.run(main()).partial.choices[0].message.content == words(2)
+    err = asyncio.run(main())
+    assert err.partial.choices[0].message.content == words(2)
+    # The httpx error underneath names the request, as httpx's own reads would have it.
+    assert isinstance(err.__cause__, httpx.ReadTimeout) and err.__cause__.request.url.path.endswith(PATH)
 
 
 def test_async_mock_and_fake_stream(server) -> None:

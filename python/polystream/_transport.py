@@ -319,16 +319,35 @@ class _Body(httpx.AsyncByteStream):
     def __init__(self, pool: LeanTransport, origin: Origin, conn: _Connection, timeout: float | None) -> None:
         self.pool, self.origin, self.conn, self.timeout = pool, origin, conn, timeout
 
-    async def __aiter__(self) -> Any:
-        conn, timeout = self.conn, self.timeout
-        while True:
-            data = await conn.read(timeout)
-            if not data:
-                return
-            yield data
+    def __aiter__(self) -> Any:
+        return _reads_of(self, None)  # httpx's aiter_raw attaches the request to failures
 
     async def aclose(self) -> None:
         self.pool._pool.release(self.origin, self.conn)
+
+
+def async_body_reads(response: httpx.Response) -> Any:
+    """The body reads of a response that LeanTransport made and nobody has read yet, else None.
+    Their failures carry `.request`, as httpx's own reads would set it."""
+    stream = response.stream
+    if not isinstance(stream, _Body) or response.is_stream_consumed:
+        return None
+    response.is_stream_consumed = True
+    return _reads_of(stream, response.request)
+
+
+async def _reads_of(body: _Body, request: httpx.Request | None) -> Any:
+    conn, timeout = body.conn, body.timeout
+    while True:
+        try:
+            data = await conn.read(timeout)
+        except httpx.RequestError as exc:
+            if request is not None:
+                exc.request = request
+            raise
+        if not data:
+            return
+        yield data
 
 
 class _SyncBody(httpx.SyncByteStream):

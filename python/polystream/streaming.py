@@ -17,6 +17,7 @@ import httpx
 from . import errors, pricing
 from ._core import ChatCompletionChunk, ChunkDecoder
 from ._http import transport_error
+from ._transport import async_body_reads
 from .error_mapping import stream_error
 from .types import ChatCompletion
 
@@ -116,7 +117,11 @@ def _raw_reads(response: httpx.Response) -> Any:
 
 def _araw_reads(response: httpx.Response) -> Any:
     if response.headers.get("content-encoding", "identity") == "identity":
-        return response.aiter_raw()
+        # On polystream's own transport, its reads straight: httpx's aiter_raw would add an
+        # async generator step and a re-chunker pass per read. Closing the response (which the
+        # stream always does) releases the connection as before.
+        own = async_body_reads(response)
+        return own if own is not None else response.aiter_raw()
     return response.aiter_bytes()
 
 
