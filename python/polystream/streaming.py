@@ -240,6 +240,7 @@ class AsyncStream:
             if self._pending:
                 first, self._pending = self._pending, []
                 yield first
+                del first  # else this frame keeps the first read's chunks alive to the end
             if self._ended:
                 return
             async for read in self._reads:
