@@ -15,52 +15,39 @@ impl ResponsesBuilder {
         let part = parts.last().expect("an open part exists").clone();
         let item_id = self.items[i].id.clone();
         let output_index = i as u32;
-        match part {
+        // The part's own `.done` event, then `content_part.done` carrying the finished part.
+        let (done, part) = match part {
             Part::Text { start, end } => {
                 let text = self.text[start..end].to_owned();
-                self.emit(
-                    out,
-                    EventKind::OutputTextDone {
-                        item_id: item_id.clone(),
-                        output_index,
-                        content_index,
-                        text: text.clone(),
-                        logprobs: EmptyList,
-                    },
-                );
-                let part = text_part(text);
-                self.emit(
-                    out,
-                    EventKind::ContentPartDone {
-                        item_id,
-                        output_index,
-                        content_index,
-                        part,
-                    },
-                );
+                let done = EventKind::OutputTextDone {
+                    item_id: item_id.clone(),
+                    output_index,
+                    content_index,
+                    text: text.clone(),
+                    logprobs: EmptyList,
+                };
+                (done, text_part(text))
             }
             Part::Refusal(refusal) => {
-                self.emit(
-                    out,
-                    EventKind::RefusalDone {
-                        item_id: item_id.clone(),
-                        output_index,
-                        content_index,
-                        refusal: refusal.clone(),
-                    },
-                );
-                let part = ContentPart::Refusal { refusal };
-                self.emit(
-                    out,
-                    EventKind::ContentPartDone {
-                        item_id,
-                        output_index,
-                        content_index,
-                        part,
-                    },
-                );
+                let done = EventKind::RefusalDone {
+                    item_id: item_id.clone(),
+                    output_index,
+                    content_index,
+                    refusal: refusal.clone(),
+                };
+                (done, ContentPart::Refusal { refusal })
             }
-        }
+        };
+        self.emit(out, done);
+        self.emit(
+            out,
+            EventKind::ContentPartDone {
+                item_id,
+                output_index,
+                content_index,
+                part,
+            },
+        );
     }
 
     pub(super) fn close_message(&mut self, status: ItemStatus, out: &mut Vec<ResponseEvent>) {
