@@ -160,6 +160,15 @@ impl Anthropic {
         out.push(self.meta.delta(0, delta));
     }
 
+    /// A whole reasoning block, as the request builder must send it back.
+    fn emit_block(&self, block: ThinkingBlock, out: &mut Vec<ChatChunk>) {
+        let delta = Delta {
+            thinking_blocks: Some(vec![block]),
+            ..Default::default()
+        };
+        self.emit(delta, out);
+    }
+
     /// Prompt tokens include the cache reads and writes, as OpenAI's `prompt_tokens` includes
     /// `cached_tokens`.
     fn usage(&self, output: u64) -> Usage {
@@ -232,13 +241,7 @@ impl Anthropic {
                     data: Some(block.data.unwrap_or_default()),
                     ..Default::default()
                 };
-                self.emit(
-                    Delta {
-                        thinking_blocks: Some(vec![block]),
-                        ..Default::default()
-                    },
-                    out,
-                );
+                self.emit_block(block, out);
                 Block::Other
             }
             _ => Block::Other,
@@ -297,13 +300,7 @@ impl Anthropic {
                     signature: self.signature.take(),
                     data: None,
                 };
-                self.emit(
-                    Delta {
-                        thinking_blocks: Some(vec![block]),
-                        ..Default::default()
-                    },
-                    out,
-                );
+                self.emit_block(block, out);
             }
             _ => {}
         }
