@@ -184,9 +184,12 @@ _DONE = b"data: [DONE]\n\n"
 
 def _frames(batch: list[Any]) -> tuple[bytes, int]:
     """The SSE events of chunks that arrived in one upstream read, written to the client at once."""
-    return b"".join([b"data: " + c.to_json().encode() + b"\n\n" for c in batch]), len(batch)
+    return _events([c.to_json() for c in batch])
 
 
 def _frames_without_usage(batch: list[Any]) -> tuple[bytes, int]:
-    texts = [t for t in (c.to_json() for c in batch) if '"choices":[]' not in t]
+    return _events([t for t in (c.to_json() for c in batch) if '"choices":[]' not in t])
+
+
+def _events(texts: list[str]) -> tuple[bytes, int]:
     return b"".join([b"data: " + t.encode() + b"\n\n" for t in texts]), len(texts)
