@@ -35,6 +35,8 @@ class _Resp:
 
 
 class MemoryStore(Store):
+    shared = False  # one process's memory
+
     def __init__(self, ttl: float = 3600, **_ignored: object) -> None:
         self.ttl = float(ttl)
         self._data: dict[str, _Resp] = {}
@@ -66,7 +68,9 @@ class MemoryStore(Store):
         for rid in [k for k, r in self._data.items() if now >= r.expires]:
             del self._data[rid]
 
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float,
+                     peer: str | None = None) -> str:
+        # `peer` is not kept: no other process reads this store.
         self._sweep()
         if self._get(rid) is not None:  # a retry (ids are random: nobody else has this one)
             return OK

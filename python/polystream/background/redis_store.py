@@ -4,8 +4,9 @@ Keys per response, hash-tagged so one response lives in one Cluster slot (script
 touch one slot only), each with the TTL refreshed on every state change and lease renewal. The
 tag is the first 6 characters (30 bits) of the id's random part, `resp_<tag><rest>`:
 
-    {prefix}:{<tag>}:<rest>  hash: o owner, s status. Its name holds the whole id, so an id that
-                             only shares the tag finds nothing (→ 404)
+    {prefix}:{<tag>}:<rest>  hash: o owner, s status, p the producing proxy's address (peers.py).
+                             Its name holds the whole id, so an id that only shares the tag
+                             finds nothing (→ 404)
     {prefix}:{<tag>}l        stream: the log; entry ids 1, 2, … (= N-0) chosen by the producer, field d
     {prefix}:{<tag>}k        string: the lease holder's token, PX = lease
 
@@ -58,7 +59,7 @@ local T = {completed=1, failed=1, incomplete=1, cancelled=1}
 local s = redis.call('HGET', KEYS[1], 's')
 """
 
-# ARGV: owner, init, token ('' = none: queued for a worker; else begun), lease_ms, ttl.
+# ARGV: owner, init, token ('' = none: queued for a worker; else begun), lease_ms, ttl, peer ('' = none).
 # The meta key names the whole id: if it exists, this is a retry of this very create. Otherwise
 # a log or lease key under the tag means another response holds the tag (or held it: a deleted
 # response's sealed log stays a minute): 'taken'.
@@ -67,6 +68,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 'ok' end
 if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 'taken' end
 local begun = ARGV[3] ~= ''
 redis.call('HSET', KEYS[1], 'o', ARGV[1], 's', begun and 'in_progress' or 'queued')
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[6]) end
 redis.call('XADD', KEYS[2], '1', 'd', ARGV[2])
 if begun then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5]); redis.call('EXPIRE', KEYS[2], ARGV[5])
@@ -270,9 +272,11 @@ class RedisStore(Store):
                     await pubsub.aclose()
 
     # -- writes -------------------------------------------------------------------------------
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float,
+                     peer: str | None = None) -> str:
         with _guard():
-            return _str(await self._create(keys=self.keys(rid), args=[owner, init, token or "", int(lease * 1000), self._ttl()]))
+            args: list[Any] = [owner, init, token or "", int(lease * 1000), self._ttl(), peer or ""]
+            return _str(await self._create(keys=self.keys(rid), args=args))
 
     async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
         with _guard():
@@ -318,7 +322,7 @@ class RedisStore(Store):
         meta, log_key, lease = self.keys(rid)
         with _guard():
             pipe = self.r.pipeline(transaction=False)
-            pipe.hmget(meta, "o", "s")
+            pipe.hmget(meta, "o", "s", "p")
             pipe.exists(lease)
             want = log and (after is None or after < TERMINAL_POS)
             if want:
@@ -326,12 +330,13 @@ class RedisStore(Store):
             if watch:
                 pipe.publish(self.channel, "w:" + rid)
             got = await pipe.execute()
-        owner, status = got[0]
+        owner, status, peer = got[0]
         if owner is None or status is None:
             return None
         entries = [(_pos(i), f[b"d"]) for i, f in got[2]] if want else []
         status = _str(status)
-        return Snapshot(_str(owner), status, status == "in_progress", bool(got[1]), entries)
+        return Snapshot(_str(owner), status, status == "in_progress", bool(got[1]), entries,
+                        None if peer is None else _str(peer))
 
     async def watch(self, rid: str) -> None:
         with _guard():

@@ -1,10 +1,11 @@
 """ResponsesService: the contract the HTTP layer uses (see the package docstring).
 
 Reads of a response whose producer runs in this process are served from the producer's view
-(no store round trip, no flush delay). Other reads rebuild from the store: one round trip per
-plain poll/retrieve (metadata + lease + new log entries, pipelined), applied to a per-process
-cache of views so an incremental poll costs O(new). A response whose lease lapsed is turned into
-`failed` (compare-and-set) by whichever reader notices first.
+(no store round trip, no flush delay). A plain poll or retrieve of a response another proxy
+produces goes to that proxy (peers.py) when `peers` is set. Other reads rebuild from the store:
+one round trip per plain poll/retrieve (metadata + lease + new log entries, pipelined), applied
+to a per-process cache of views so an incremental poll costs O(new). A response whose lease
+lapsed is turned into `failed` (compare-and-set) by whichever reader notices first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from . import StoreUnavailable
 from .convert import to_chat
 from .log import START, Event, View, dumps, fail_record, loads
+from .peers import PeerLink
 from .producer import Producer
 from .store import OK, TAKEN, TERMINAL, TERMINAL_POS, Snapshot, Store
 
@@ -32,6 +34,7 @@ __all__ = ["BackgroundSettings", "ResponsesService"]
 log = logging.getLogger("polystream.background")
 
 _CACHE_KEEP = 256  # events a cached view keeps for polls that lag a little
+_STORE = object()  # a routed read's answer: "read the store instead"
 
 
 @dataclass
@@ -48,6 +51,8 @@ class BackgroundSettings:
       first look; readers in the producer's process see every chunk at once, always).
     watch_ttl: how long one watch signal from a remote reader keeps writes eager.
     workers: create() enqueues jobs for `polystream worker` processes instead of running them here.
+    peer_url: where other proxies reach this one to read the responses it produces (peers.py);
+      None: the address a create arrived on; "": never route reads here.
     """
 
     ttl: float | None = None
@@ -57,6 +62,7 @@ class BackgroundSettings:
     max_flush_delay: float = 1.0
     watch_ttl: float = 5.0
     workers: bool = False
+    peer_url: str | None = None
     cache_size: int = 1024
     tail_block: float = 1.0
     shutdown_grace: float = 2.0
@@ -112,6 +118,9 @@ class ResponsesService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cache: OrderedDict[str, View] = OrderedDict()
         self._watched: dict[str, float] = {}  # when to send the next watch signal, per response
+        # Set by a proxy sharing the store with others: reads routed to the producing proxy.
+        self.peers: PeerLink | None = None
+        self._peer_of: dict[str, str | None] = {}  # response → the peer to ask (None: the store)
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -214,7 +223,9 @@ class ResponsesService:
         init = prep.init
         for _ in range(8):
             records: list[Any] = [{"i": init}] if token is None else [{"i": init}, START]
-            got = await self.store.create(init["id"], prep.owner, init["created_at"], dumps(records), token, self.settings.lease)
+            peer = self.peers.me if self.peers is not None and token is not None else None
+            got = await self.store.create(init["id"], prep.owner, init["created_at"], dumps(records), token,
+                                          self.settings.lease, peer)
             if got != TAKEN:
                 return
             init["id"] = new_id()
@@ -340,7 +351,9 @@ class ResponsesService:
             cached = None  # the poller is further behind than the cache remembers
         after = cached.pos if cached is not None else None
         live = cached is None or not cached.terminal
-        snap = await self._snapshot(owner, rid, after, log=live, watch=live)
+        # Ask for eager writes unless reads of it go to the proxy producing it.
+        watch = live and self._peer_of.get(rid) is None
+        snap = await self._snapshot(owner, rid, after, log=live, watch=watch)
         if snap is None:
             self._cache.pop(rid, None)
             return None
@@ -361,20 +374,51 @@ class ResponsesService:
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 
-    async def retrieve(self, owner: str, rid: str) -> bytes | None:
+    async def _routed(self, owner: str, rid: str, target: str) -> Any:
+        """A read of `rid` answered by the proxy producing it: its body (None: not found), or
+        _STORE when it has none or cannot answer (then the store is read, now and from then on)."""
+        if self.peers is None:
+            return _STORE
+        if rid not in self._peer_of:  # first look: where is it produced? (metadata only)
+            snap = await self._snapshot(owner, rid, None, log=False)
+            if snap is None:
+                return None
+            if len(self._peer_of) >= 4 * self.settings.cache_size:
+                self._peer_of.pop(next(iter(self._peer_of)))
+            usable = snap.peer and snap.peer != self.peers.me and snap.status not in TERMINAL
+            self._peer_of[rid] = snap.peer if usable else None
+        peer = self._peer_of[rid]
+        if peer is None:
+            return _STORE
+        got = await self.peers.get(peer, owner, target)
+        if got is not None and got[0] in (200, 404):
+            return got[1] if got[0] == 200 else None
+        log.info("response %s: its producer's proxy did not answer (%s); reading the store", rid,
+                 "unreachable" if got is None else got[0])
+        self._peer_of[rid] = None
+        return _STORE
+
+    async def retrieve(self, owner: str, rid: str, forward: bool = True) -> bytes | None:
+        """The Response JSON. `forward`: may route to the producing proxy (not for a read that
+        was itself routed here)."""
         foreign, p = self._local_for(owner, rid)
         if foreign:
             return None
         if p is not None:
             p.seal()
             return p.view.snapshot_json()
+        if forward:
+            got = await self._routed(owner, rid, f"/v1/responses/{rid}")
+            if got is not _STORE:
+                return got  # type: ignore[no-any-return]
         view = await self._view(owner, rid)
         return None if view is None else view.snapshot_json()
 
-    async def poll(self, owner: str, rid: str, cursor: int = 0) -> dict[str, Any] | None:
+    async def poll(self, owner: str, rid: str, cursor: int = 0, forward: bool = True) -> dict[str, Any] | bytes | None:
         """{"id", "status", "cursor", "text", "events", "done"}: the events with
         sequence_number >= cursor (start at 0, then pass back the returned cursor), the
-        output_text they add, the status now, and whether it is terminal. Never blocks."""
+        output_text they add, the status now, and whether it is terminal. Never blocks.
+        As JSON bytes when the producing proxy answered it (`forward`: see retrieve)."""
         cursor = max(0, int(cursor))
         foreign, p = self._local_for(owner, rid)
         if foreign:
@@ -383,6 +427,10 @@ class ResponsesService:
             p.seal()
             view = p.view
         else:
+            if forward:
+                routed = await self._routed(owner, rid, f"/v1/responses/{rid}/poll?cursor={cursor}")
+                if routed is not _STORE:
+                    return routed  # type: ignore[no-any-return]
             got = await self._view(owner, rid, cursor)
             if got is None:
                 return None

@@ -4,7 +4,8 @@ Per response a store keeps
 - an append-only **log** of entries, each a JSON array of compact *records* (see `log.py`): the
   first entry holds the request, later ones the output as normalised deltas, the last one the
   terminal record. Events and snapshots are rebuilt from it on read, deterministically;
-- **metadata**: owner, status, created time, whether a producer ever held a lease;
+- **metadata**: owner, status, created time, whether a producer ever held a lease, and the
+  producing proxy's address when other proxies may route reads there (peers.py);
 - a **lease**: which producer is running it, expiring unless renewed;
 - a cancel signal: the status itself, plus a notification to the process running the producer;
 - a watch signal: a reader in another process tells the producer's process that someone is
@@ -46,6 +47,7 @@ class Snapshot:
     leased: bool  # a producer took the lease (true whenever the status is in_progress)
     lease_alive: bool
     entries: list[tuple[int, bytes]] = field(default_factory=list)
+    peer: str | None = None  # the proxy producing it, for reads routed there (peers.py)
 
     @property
     def lapsed(self) -> bool:
@@ -57,6 +59,7 @@ class Store(abc.ABC):
     """Async store. Every method raises StoreUnavailable when the backend cannot be reached."""
 
     ttl: float  # seconds every key lives after its last write
+    shared = True  # other processes (proxies, workers) read and write it too
 
     async def start(self) -> None:
         """Connect / start background tasks (idempotent)."""
@@ -73,8 +76,10 @@ class Store(abc.ABC):
         a reader elsewhere is following it."""
 
     @abc.abstractmethod
-    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float) -> str:
-        """New response, log = [init at position 1]. Without `token`: status queued, for a worker
+    async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float,
+                     peer: str | None = None) -> str:
+        """New response, log = [init at position 1]. `peer`: where the producing proxy takes
+        routed reads (kept by stores that other processes read). Without `token`: status queued, for a worker
         to `begin`. With `token` (in-process producers): already begun under that lease — status
         in_progress, `init` carrying the start record too — saving a round trip; a process dying
         right after still leaves a response that reads as failed, not queued forever.

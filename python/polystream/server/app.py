@@ -67,6 +67,19 @@ def build_service(config: ProxyConfig) -> Any:
     return svc_mod.ResponsesService(build_store(config), config.models, settings)
 
 
+def _link_peers(service: Any, auth: Authenticator) -> None:
+    """On a store other proxies share, route reads of another proxy's responses to it
+    (background/peers.py), unless `background.peer_url` is ""."""
+    store = getattr(service, "store", None)
+    if getattr(service, "peers", False) is not None or not getattr(store, "shared", False):
+        return
+    url = getattr(getattr(service, "settings", None), "peer_url", None)
+    if url != "":
+        from ..background.peers import PeerLink
+
+        service.peers = PeerLink(auth.peer_secret(), url)
+
+
 def _construct(cls: Any, **options: Any) -> Any:
     """`cls(**options)` keeping only the options it accepts (config keys it does not know are
     ignored rather than fatal, so the config format and the store classes can grow apart)."""
@@ -239,6 +252,7 @@ def create_app(config: ProxyConfig | None = None, service: Any = None, *, backgr
         install_redaction()
         if st.service is None and background:
             st.service = build_service(config)
+        _link_peers(st.service, auth)
         if st.service is not None and hasattr(st.service, "start"):
             await _maybe_await(st.service.start())
         names = config.models.names()

@@ -65,6 +65,11 @@ class Authenticator:
         register_secrets(cfg.secrets())
         return cls(cfg.master_key, cfg.keys, cfg.owner_secret)
 
+    def peer_secret(self) -> bytes:
+        """What proxies sign routed reads under (background/peers.py derives its key from it):
+        the owner secret, which every proxy on one store must share anyway."""
+        return self._secret
+
     def owner_of(self, key: str) -> str:
         return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:40]
 

@@ -42,7 +42,7 @@ polystream's own section (wins where both say something)::
       server: {max_body_bytes: 10485760}
 
 `background` keys are polystream.background's BackgroundSettings (ttl, lease, snapshot_interval,
-flush_bytes, max_flush_delay, workers, …; unknown keys are ignored). `background.workers: true`
+flush_bytes, max_flush_delay, workers, peer_url, …; unknown keys are ignored). `background.workers: true`
 hands producers to `polystream worker` processes (Redis only) instead of running them inside the
 proxy. `server.max_body_bytes` bounds request bodies (413 beyond; default 10 MiB).
 

@@ -12,7 +12,8 @@
 Everything below the HTTP layer is `polystream.background.ResponsesService`. Responses belong to
 the key that created them: the service gets an opaque owner id and answers None for a response
 that is missing or someone else's (→ 404, indistinguishable). A store outage is a 503 (inside a
-stream already under way: an error event, which the openai SDK raises).
+stream already under way: an error event, which the openai SDK raises). Another proxy on the same
+store may route a plain retrieve or poll here, signed for the owner (background/peers.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..background.peers import HEADER as PEER_HEADER
+from ..background.peers import Misdirected
+from .auth import Principal
 from .common import ClientGone, SSEResponse, authenticate, json_response, read_json, state, unless_disconnected
 from .errors import ProxyError, bad_request, from_exception, not_found
 from .metrics import Metrics
@@ -75,6 +79,8 @@ async def create(request: Request) -> Response:
     stream, background = _check_body(request, body)
     principal.check_model(body["model"])
     svc = _service(request)
+    if getattr(svc, "peers", None) is not None:
+        svc.peers.learn(request.scope.get("server"))  # where other proxies reach what it produces
     if stream:
         response = await _sse(svc.stream(principal.owner, body), ROUTE, request, started)
         if background:
@@ -94,20 +100,43 @@ async def create(request: Request) -> Response:
 
 
 async def retrieve(request: Request) -> Response:
-    principal = authenticate(request)
     if _query_bool(request, "stream"):
+        principal = authenticate(request)
         after = _query_int(request, "starting_after", default=-1, minimum=-1)
         _, events = await _owned(request, principal, "events", after=after)
         return await _sse(events, ROUTE_ID, request, None)
-    _, data = await _owned(request, principal, "retrieve")
+    principal = _reader(request)
+    _, data = await _owned(request, principal, "retrieve", forward=principal.name != PEER)
     return json_response(data)
 
 
 async def poll(request: Request) -> Response:
-    principal = authenticate(request)
+    principal = _reader(request)
     cursor = _query_int(request, "cursor", default=0, minimum=0)
-    _, data = await _owned(request, principal, "poll", cursor)
+    _, data = await _owned(request, principal, "poll", cursor, forward=principal.name != PEER)
     return json_response(data)
+
+
+PEER = "peer"  # the principal of a read another proxy routed here
+
+
+def _reader(request: Request) -> Principal:
+    """Who reads: the caller's key, or, for a read another proxy routed here, the owner it
+    signed for."""
+    value = request.headers.get(PEER_HEADER)
+    peers = getattr(state(request).service, "peers", None)
+    if value is None or peers is None:
+        return authenticate(request)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = request.scope["path"] + ("?" + query if query else "")
+    try:
+        owner = peers.verify(value, request.method, target)
+    except Misdirected:
+        raise ProxyError(421, "This read was meant for another proxy process.", "invalid_request_error", None,
+                         "misdirected_request") from None
+    if owner is None:
+        raise ProxyError(401, "Invalid peer signature.", "authentication_error", None, "invalid_peer_signature")
+    return Principal(owner, PEER)
 
 
 async def cancel(request: Request) -> Response:

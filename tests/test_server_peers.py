@@ -1,0 +1,198 @@
+"""Two proxies on one Redis: reads of a response through the proxy that does not produce it are
+routed to the one that does (background/peers.py), signed for the owner, and fall back to the
+store when that proxy cannot answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from polystream.background.peers import HEADER, PeerLink
+from polystream.server import ServerThread, create_app, parse_config
+from polystream.testing import ReplayServer, Reply
+
+from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body
+
+redis = pytest.importorskip("redis")
+pytest.importorskip("polystream.background.redis_store")
+
+AUTH_A = {"authorization": f"Bearer {USER_A}"}
+AUTH_B = {"authorization": f"Bearer {USER_B}"}
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer() as server:
+        # ≈ 0.6 s of output: long enough to poll it while it grows
+        server.serve_fixture("openai", Reply(upstream_body(), split="event", delay=0.01))
+        yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProc]:
+    r = RedisProc(free_port())
+    r.start()
+    yield r
+    r.stop()
+
+
+def config(replay: ReplayServer, redis_url: str, **background: Any) -> Any:
+    # Lazy writes that never come on their own within a test: only the first output and the end
+    # reach Redis unless a remote reader asks for eager writes.
+    return parse_config({
+        "model_list": [{"model_name": "gpt-test", "litellm_params": {
+            "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": "sk-upstream"}}],
+        "general_settings": {"master_key": "sk-master-0001"},
+        "polystream": {"keys": [USER_A, USER_B], "store": {"redis_url": redis_url},
+                       "background": {"lease": 2, "max_flush_delay": 60, "flush_bytes": 1 << 20, **background}},
+    })
+
+
+def service(server: ServerThread) -> Any:
+    return server.server.config.app.state.polystream.service
+
+
+def create(url: str) -> str:
+    r = httpx.post(url + "/v1/responses", headers=AUTH_A, timeout=10,
+                   json={"model": "gpt-test", "input": "hi", "background": True})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]  # type: ignore[no-any-return]
+
+
+def poll_to_end(url: str, rid: str, headers: dict[str, str] = AUTH_A) -> tuple[str, int]:
+    """The text a poller through `url` assembles, and how many polls showed new text."""
+    cursor, text, growing = 0, "", 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        growing += bool(got["text"])
+        text += got["text"]
+        cursor = got["cursor"]
+        if got["done"]:
+            assert got["status"] == "completed"
+            return text, growing
+        time.sleep(0.02)
+    raise AssertionError("the response did not finish")
+
+
+def test_a_poll_through_another_proxy_is_answered_by_the_producing_one(replay: ReplayServer, own_redis: RedisProc) -> None:
+    cfg = config(replay, own_redis.url)
+    with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
+        rid = create(a.url)
+        producer = service(a)._local[rid]
+        text, growing = poll_to_end(b.url, rid)
+        assert text == LONG_TEXT
+        assert growing >= 5  # the text grew poll by poll though Redis held only its first piece
+        assert producer.watched_until == 0.0  # nobody asked the producer for eager writes
+        assert service(b)._peer_of[rid] == service(a).peers.me
+        # retrieve through B: the same routing, the whole Response
+        r = httpx.get(f"{b.url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
+        assert r.status_code == 200 and r.json()["output"][0]["content"][0]["text"] == LONG_TEXT
+        # another key gets the same 404 through either proxy
+        for url in (a.url, b.url):
+            assert httpx.get(f"{url}/v1/responses/{rid}/poll", headers=AUTH_B, timeout=10).status_code == 404
+
+
+def test_the_log_stays_lazy_with_a_routed_reader(replay: ReplayServer, own_redis: RedisProc) -> None:
+    """What Redis holds while a remote poller reads: the create, the start and the first output,
+    nothing more until the end. (The same poller reading the store would make the producer write
+    every `snapshot_interval`.)"""
+    cfg = config(replay, own_redis.url)
+    r = redis.Redis.from_url(own_redis.url)
+    with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
+        rid = create(a.url)
+        log_key = service(a).store.keys(rid)[1]
+        most = 0
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", headers=AUTH_A, timeout=10).json()
+            if got["done"]:
+                break
+            most = max(most, r.xlen(log_key))
+            time.sleep(0.02)
+        assert got["done"] and got["text"] == LONG_TEXT
+        assert 0 < most <= 3, most
+    r.close()
+
+
+@pytest.mark.parametrize("where", ["unreachable", "misdirected"])
+def test_reads_fall_back_to_the_store_when_the_producing_proxy_cannot_answer(
+    replay: ReplayServer, own_redis: RedisProc, where: str
+) -> None:
+    """A's recorded address is a closed port, or B itself (an address now held by another
+    process: B answers 421 to a read signed for A's node). B then reads Redis, asking A for eager
+    writes, and its poller still sees the text grow to the end."""
+    with ServerThread(create_app(config(replay, own_redis.url))) as b:
+        peer_url = f"http://127.0.0.1:{free_port()}" if where == "unreachable" else b.url
+        with ServerThread(create_app(config(replay, own_redis.url, peer_url=peer_url))) as a:
+            rid = create(a.url)
+            text, growing = poll_to_end(b.url, rid)
+            assert text == LONG_TEXT
+            assert growing >= 3
+            assert service(b)._peer_of[rid] is None  # B gave up on A's address
+            assert service(a)._local.get(rid) is None or service(a)._local[rid].watched_until > 0
+
+
+def test_no_peer_address_when_turned_off(replay: ReplayServer, own_redis: RedisProc) -> None:
+    with ServerThread(create_app(config(replay, own_redis.url, peer_url=""))) as a:
+        assert service(a).peers is None
+        rid = create(a.url)
+        r = redis.Redis.from_url(own_redis.url)
+        assert r.hget(service(a).store.keys(rid)[0], "p") is None
+        r.close()
+        text, _ = poll_to_end(a.url, rid)
+        assert text == LONG_TEXT
+
+
+def test_a_routed_read_must_be_signed_for_this_node_and_this_target(replay: ReplayServer, own_redis: RedisProc) -> None:
+    cfg = config(replay, own_redis.url)
+    with ServerThread(create_app(cfg)) as a:
+        rid = create(a.url)
+        link: PeerLink = service(a).peers
+        owner = service(a)._local[rid].owner
+        target = f"/v1/responses/{rid}/poll?cursor=0"
+
+        def get(path: str, value: str) -> httpx.Response:
+            return httpx.get(a.url + path, headers={HEADER: value}, timeout=10)
+
+        ok = get(target, link.sign(link.node, owner, "GET", target))
+        assert ok.status_code == 200 and ok.json()["id"] == rid
+        # the signature binds the target, the owner, the node and the time
+        assert get(f"/v1/responses/{rid}/poll?cursor=1", link.sign(link.node, owner, "GET", target)).status_code == 401
+        other_owner = link.sign(link.node, "0" * 40, "GET", target)
+        assert get(target, other_owner).status_code == 404  # signed, but not the owner's: as any other key
+        forged = link.sign(link.node, owner, "GET", target)[:-4] + "0000"
+        assert get(target, forged).status_code == 401
+        stale = link.sign(link.node, owner, "GET", target, now=time.time() - 600)
+        assert get(target, stale).status_code == 401
+        elsewhere = get(target, link.sign("feedfacefeedface", owner, "GET", target))
+        assert elsewhere.status_code == 421
+        # a key another deployment derives signs nothing here
+        stranger = PeerLink(b"another-secret")
+        assert get(target, stranger.sign(link.node, owner, "GET", target)).status_code == 401
+        # the signature is no key for anything but reads
+        signed_cancel = link.sign(link.node, owner, "POST", f"/v1/responses/{rid}/cancel")
+        r = httpx.post(f"{a.url}/v1/responses/{rid}/cancel", headers={HEADER: signed_cancel}, timeout=10)
+        assert r.status_code == 401
+
+
+def test_peer_link_learns_the_address_a_client_reached() -> None:
+    link = PeerLink(b"s")
+    assert link.me is None
+    link.learn(("10.1.2.3", 4000))
+    assert link.url == "http://10.1.2.3:4000" and link.me == f"{link.node}@http://10.1.2.3:4000"
+    link.learn(("10.9.9.9", 4001))  # the first address stays
+    assert link.url == "http://10.1.2.3:4000"
+    six = PeerLink(b"s")
+    six.learn(("::1", 4000))
+    assert six.url == "http://[::1]:4000"
+    none = PeerLink(b"s")
+    none.learn(None)  # a Unix socket: no address to give
+    assert none.me is None
+    assert PeerLink(b"s", "").me is None
