@@ -4,6 +4,7 @@ store when that proxy cannot answer."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from polystream.background.peers import HEADER, PeerLink
+from polystream.background.peers import HEADER, PeerFailed, PeerLink
 from polystream.server import ServerThread, create_app, parse_config
 from polystream.testing import ReplayServer, Reply
 
@@ -121,6 +122,63 @@ def test_the_log_stays_lazy_with_a_routed_reader(replay: ReplayServer, own_redis
     r.close()
 
 
+def stream_events(url: str, rid: str, after: int = -1) -> list[dict[str, Any]]:
+    """Every event of `GET /v1/responses/{id}?stream=true&starting_after=…` through `url`."""
+    out = []
+    params = {"stream": "true", "starting_after": str(after)}
+    with httpx.stream("GET", f"{url}/v1/responses/{rid}", params=params, headers=AUTH_A, timeout=15) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                out.append(json.loads(line[6:]))
+    return out
+
+
+def check_stream(events: list[dict[str, Any]]) -> None:
+    """A whole stream: sequence numbers 0, 1, … with no gap or repeat, the deltas add up to the
+    upstream's text, and it ends completed."""
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == LONG_TEXT
+    assert events[-1]["type"] == "response.completed"
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == LONG_TEXT
+
+
+def test_a_stream_through_another_proxy_is_relayed_from_the_producing_one(replay: ReplayServer, own_redis: RedisProc) -> None:
+    cfg = config(replay, own_redis.url)
+    with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
+        rid = create(a.url)
+        producer = service(a)._local[rid]
+        events = stream_events(b.url, rid)
+        check_stream(events)
+        assert producer.watched_until == 0.0  # relayed from A's memory, not tailed from Redis
+        assert service(b)._peer_of[rid] == service(a).peers.me
+        # resume through B after sequence number 5 (A may have finished by now: the same events)
+        again = stream_events(b.url, rid, after=5)
+        assert again == events[6:]
+
+
+def test_a_relayed_stream_that_breaks_off_goes_on_from_the_store(replay: ReplayServer, own_redis: RedisProc) -> None:
+    """A's stream to B stops after 8 events: B goes on from Redis from the 9th, no gap, no repeat."""
+    cfg = config(replay, own_redis.url)
+    with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
+        link = service(b).peers
+        real = link.events
+
+        async def broken(*args: Any) -> Any:
+            n = 0
+            async for ev in real(*args):
+                yield ev
+                n += 1
+                if n == 8:
+                    raise PeerFailed("connection reset")
+
+        link.events = broken
+        rid = create(a.url)
+        events = stream_events(b.url, rid)
+        check_stream(events)
+        assert service(b)._peer_of[rid] == ""  # the store from then on
+
+
 @pytest.mark.parametrize("where", ["unreachable", "misdirected"])
 def test_reads_fall_back_to_the_store_when_the_producing_proxy_cannot_answer(
     replay: ReplayServer, own_redis: RedisProc, where: str
@@ -135,8 +193,10 @@ def test_reads_fall_back_to_the_store_when_the_producing_proxy_cannot_answer(
             text, growing = poll_to_end(b.url, rid)
             assert text == LONG_TEXT
             assert growing >= 3
-            assert service(b)._peer_of[rid] is None  # B gave up on A's address
+            assert service(b)._peer_of[rid] == ""  # B gave up on A's address
             assert service(a)._local.get(rid) is None or service(a)._local[rid].watched_until > 0
+            # a stream through B, too, from the store
+            check_stream(stream_events(b.url, create(a.url)))
 
 
 def test_no_peer_address_when_turned_off(replay: ReplayServer, own_redis: RedisProc) -> None:

@@ -3,9 +3,10 @@
 A background response produced by proxy A and polled through proxy B could be read from Redis,
 but B's reader would then need A to write every few tens of ms. Each write costs ~50 bytes of
 framing, about 8 Redis bytes per output byte at 50 tokens/s. So A records where it can be reached
-with the response (`peer`: "<node>@<url>"), and B forwards plain polls and retrieves to A, which
-answers from memory. Redis then sees only A's lazy writes, and B's reader lags no more than a
-local one.
+with the response (`peer`: "<node>@<url>"), and B forwards polls and retrieves to A, which
+answers from memory. A streamed retrieve is relayed from A's stream; should that break off, B
+goes on from the store after the last event it relayed. Redis then sees only A's lazy writes,
+and B's reader lags no more than a local one.
 
 B does not pass on the caller's key; an address read from the store must not collect
 credentials. B authenticates the caller and signs what A needs: A's node id, the owner id, the
@@ -24,20 +25,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
-__all__ = ["HEADER", "Misdirected", "PeerLink"]
+from .log import Event
+
+__all__ = ["HEADER", "Misdirected", "PeerFailed", "PeerLink"]
 
 HEADER = "x-polystream-peer"
 MAX_SKEW = 60  # seconds a signed request stays valid (the proxies' clocks must agree this well)
+_SEQ = re.compile(rb'"sequence_number":(\d+)\}$')
+
+
+def _seq(data: bytes) -> int | None:
+    """An event's sequence_number: its last member (the order OpenAI uses and the core keeps), so
+    a "sequence_number" in user metadata earlier in the event cannot be taken for it."""
+    m = _SEQ.search(data, max(0, len(data) - 40))
+    return int(m.group(1)) if m else None
 
 log = logging.getLogger("polystream.background")
 
 
 class Misdirected(Exception):
     """A peer request meant for another process (the address changed hands): 421."""
+
+
+class PeerFailed(Exception):
+    """A streamed read from a peer could not be had, or broke off."""
 
 
 class PeerLink:
@@ -100,3 +117,30 @@ class PeerLink:
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
             return None
         return r.status_code, r.content
+
+    async def events(self, peer: str, owner: str, target: str, idle: float) -> AsyncGenerator[Event, None]:
+        """The events of a streamed read (`?stream=true…`) from `peer`, as (sequence number,
+        type, data). Raises PeerFailed if it cannot be had, goes quiet for `idle` seconds, or
+        ends in an error; a clean end means the peer streamed the response to its end."""
+        import httpx
+
+        from .._core import SSEDecoder
+        from .._http import async_client
+
+        node, _, url = peer.partition("@")
+        headers = {HEADER: self.sign(node, owner, "GET", target)}
+        timeout = httpx.Timeout(self.timeout, read=idle)
+        decoder = SSEDecoder()
+        try:
+            async with async_client().stream("GET", url + target, headers=headers, timeout=timeout) as r:
+                if r.status_code != 200:
+                    raise PeerFailed(f"status {r.status_code}")
+                async for piece in r.aiter_raw():
+                    for ev in decoder.feed(piece):
+                        data = ev.data.encode()
+                        seq = _seq(data)
+                        if ev.event == "message" or seq is None:  # an error event (or not ours)
+                            raise PeerFailed(ev.data[:200])
+                        yield seq, ev.event, data
+        except httpx.HTTPError as exc:
+            raise PeerFailed(type(exc).__name__) from exc

@@ -25,7 +25,7 @@ from typing import Any
 from . import StoreUnavailable
 from .convert import to_chat
 from .log import START, Event, View, dumps, fail_record, loads
-from .peers import PeerLink
+from .peers import PeerFailed, PeerLink
 from .producer import Producer
 from .store import OK, TAKEN, TERMINAL, TERMINAL_POS, Snapshot, Store
 
@@ -120,7 +120,7 @@ class ResponsesService:
         self._watched: dict[str, float] = {}  # when to send the next watch signal, per response
         # Set by a proxy sharing the store with others: reads routed to the producing proxy.
         self.peers: PeerLink | None = None
-        self._peer_of: dict[str, str | None] = {}  # response → the peer to ask (None: the store)
+        self._peer_of: dict[str, str] = {}  # response → the peer to ask ("": the store)
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -352,7 +352,7 @@ class ResponsesService:
         after = cached.pos if cached is not None else None
         live = cached is None or not cached.terminal
         # Ask for eager writes unless reads of it go to the proxy producing it.
-        watch = live and self._peer_of.get(rid) is None
+        watch = live and not self._peer_of.get(rid)
         snap = await self._snapshot(owner, rid, after, log=live, watch=watch)
         if snap is None:
             self._cache.pop(rid, None)
@@ -374,28 +374,37 @@ class ResponsesService:
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 
-    async def _routed(self, owner: str, rid: str, target: str) -> Any:
-        """A read of `rid` answered by the proxy producing it: its body (None: not found), or
-        _STORE when it has none or cannot answer (then the store is read, now and from then on)."""
+    async def _peer_for(self, owner: str, rid: str) -> str | None:
+        """Where reads of `rid` go: the proxy producing it ("node@url"), "" for the store, None
+        if the owner has no such response. Learnt on the first look (metadata only), then kept."""
         if self.peers is None:
-            return _STORE
-        if rid not in self._peer_of:  # first look: where is it produced? (metadata only)
+            return ""
+        peer = self._peer_of.get(rid)
+        if peer is None:
             snap = await self._snapshot(owner, rid, None, log=False)
             if snap is None:
                 return None
             if len(self._peer_of) >= 4 * self.settings.cache_size:
                 self._peer_of.pop(next(iter(self._peer_of)))
             usable = snap.peer and snap.peer != self.peers.me and snap.status not in TERMINAL
-            self._peer_of[rid] = snap.peer if usable else None
-        peer = self._peer_of[rid]
-        if peer is None:
-            return _STORE
+            peer = self._peer_of[rid] = snap.peer if usable else ""  # type: ignore[assignment]
+        return peer
+
+    def _peer_failed(self, rid: str, why: object) -> None:
+        log.info("response %s: its producer's proxy did not answer (%s); reading the store", rid, why)
+        self._peer_of[rid] = ""  # from now on, with eager writes asked for
+
+    async def _routed(self, owner: str, rid: str, target: str) -> Any:
+        """A read of `rid` answered by the proxy producing it: its body (None: not found), or
+        _STORE when it has none or cannot answer (then the store is read, now and from then on)."""
+        peer = await self._peer_for(owner, rid)
+        if not peer:
+            return _STORE if peer == "" else None
+        assert self.peers is not None
         got = await self.peers.get(peer, owner, target)
         if got is not None and got[0] in (200, 404):
             return got[1] if got[0] == 200 else None
-        log.info("response %s: its producer's proxy did not answer (%s); reading the store", rid,
-                 "unreachable" if got is None else got[0])
-        self._peer_of[rid] = None
+        self._peer_failed(rid, "unreachable" if got is None else got[0])
         return _STORE
 
     async def retrieve(self, owner: str, rid: str, forward: bool = True) -> bytes | None:
@@ -443,17 +452,20 @@ class ResponsesService:
         return {"id": rid, "status": view.status, "cursor": view.next_seq, "text": text, "events": out,
                 "done": view.terminal}
 
-    async def events(self, owner: str, rid: str, after: int = -1) -> AsyncIterator[Event] | None:
+    async def events(self, owner: str, rid: str, after: int = -1, forward: bool = True) -> AsyncIterator[Event] | None:
         """`await service.events(...)`: None if not found (or not the owner's), else an async
-        iterator of the events with sequence_number > after, replayed then followed live to the end."""
+        iterator of the events with sequence_number > after, replayed then followed live to the
+        end. `forward`: as in retrieve."""
         foreign, p = self._local_for(owner, rid)
         if foreign:
             return None
         if p is None and await self._snapshot(owner, rid, None, log=False) is None:
             return None
-        return self._follow(owner, rid, after, p)
+        return self._follow(owner, rid, after, p, forward)
 
-    async def _follow(self, owner: str, rid: str, after: int, p: Producer | None = None) -> AsyncIterator[Event]:
+    async def _follow(
+        self, owner: str, rid: str, after: int, p: Producer | None = None, forward: bool = False
+    ) -> AsyncIterator[Event]:
         nxt = after + 1
         if p is None:
             p = self._local_for(owner, rid)[1]
@@ -463,6 +475,20 @@ class ResponsesService:
                 nxt = ev[0] + 1
             if p.view.terminal and not p.detached:
                 return
+        elif forward and (peer := await self._peer_for(owner, rid)):
+            # As the proxy producing it streams it; should that break off, the store takes over
+            # from the last event relayed.
+            assert self.peers is not None
+            idle = max(10.0, 3 * self.settings.lease)
+            target = f"/v1/responses/{rid}?stream=true&starting_after={nxt - 1}"
+            try:
+                async with contextlib.aclosing(self.peers.events(peer, owner, target, idle)) as relayed:
+                    async for ev in relayed:
+                        yield ev
+                        nxt = ev[0] + 1
+                return
+            except PeerFailed as exc:
+                self._peer_failed(rid, exc)
         # From the store: replay, then tail the log until the terminal entry.
         snap = await self._snapshot(owner, rid, None)
         if snap is None or not snap.entries:

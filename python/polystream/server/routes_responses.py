@@ -13,7 +13,8 @@ Everything below the HTTP layer is `polystream.background.ResponsesService`. Res
 the key that created them: the service gets an opaque owner id and answers None for a response
 that is missing or someone else's (→ 404, indistinguishable). A store outage is a 503 (inside a
 stream already under way: an error event, which the openai SDK raises). Another proxy on the same
-store may route a plain retrieve or poll here, signed for the owner (background/peers.py).
+store may route a retrieve (plain or streamed) or poll here, signed for the owner
+(background/peers.py).
 """
 
 from __future__ import annotations
@@ -100,12 +101,11 @@ async def create(request: Request) -> Response:
 
 
 async def retrieve(request: Request) -> Response:
-    if _query_bool(request, "stream"):
-        principal = authenticate(request)
-        after = _query_int(request, "starting_after", default=-1, minimum=-1)
-        _, events = await _owned(request, principal, "events", after=after)
-        return await _sse(events, ROUTE_ID, request, None)
     principal = _reader(request)
+    if _query_bool(request, "stream"):
+        after = _query_int(request, "starting_after", default=-1, minimum=-1)
+        _, events = await _owned(request, principal, "events", after=after, forward=principal.name != PEER)
+        return await _sse(events, ROUTE_ID, request, None)
     _, data = await _owned(request, principal, "retrieve", forward=principal.name != PEER)
     return json_response(data)
 
