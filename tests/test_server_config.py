@@ -141,6 +141,8 @@ def test_wildcards() -> None:
     ({"general_settings": "x"}, "general_settings"),
     ({"polystream": {"store": {"type": "etcd"}}}, "store"),
     ({"polystream": {"background": {"workers": True}}}, "workers"),
+    ({"polystream": {"server": {"cors_origins": [1]}}}, "cors_origins"),
+    ({"polystream": {"server": "x"}}, "polystream.server"),
 ])
 def test_bad_configs(raw: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -342,3 +342,47 @@ def test_access_log_follows_log_level(replay: ReplayServer, caplog: pytest.LogCa
         assert httpx.get(server.url + "/health/liveliness").status_code == 200
         assert httpx.post(server.url + "/v1/chat/completions", json={}).status_code == 401
     assert not [r for r in caplog.records if r.name in ("polystream.access", "uvicorn.access")]
+
+
+@pytest.mark.parametrize("origins", [None, ["https://app.example"], []])
+def test_browsers_may_call_the_proxy_from_the_configured_origins(replay: ReplayServer, origins: Any) -> None:
+    """CORS: a preflight, then a streamed chat and a background create from a page. The chat
+    request with an Origin goes through Starlette's stack rather than the lean front door, so it
+    gets the headers and still streams. Origins default to any, as LiteLLM's proxy."""
+    replay.reset()
+    replay.serve_fixture("openai", Reply(upstream_body("One. Two. Three."), split="event"))
+    raw: dict[str, Any] = {
+        "model_list": [{"model_name": "gpt-test", "litellm_params": {
+            "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": UPSTREAM_KEY}}],
+        "general_settings": {"master_key": MASTER_KEY},
+    }
+    if origins is not None:
+        raw["polystream"] = {"server": {"cors_origins": origins}}
+    allowed = "*" if origins is None else (origins[0] if origins else None)
+    page = "https://app.example"
+    with ServerThread(create_app(parse_config(raw))) as server:
+        pre = httpx.options(server.url + "/v1/chat/completions", headers={
+            "origin": page, "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type"})
+        if allowed is None:
+            assert "access-control-allow-origin" not in pre.headers
+        else:
+            assert pre.status_code == 200, pre.text
+            assert pre.headers["access-control-allow-origin"] == allowed
+            assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+            assert "POST" in pre.headers["access-control-allow-methods"]
+        body = {"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        auth = {"authorization": f"Bearer {MASTER_KEY}", "origin": page}
+        with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, headers=auth, timeout=10) as r:
+            text = r.read().decode()
+        assert r.status_code == 200 and text.rstrip().endswith("data: [DONE]")
+        assert "Three." in "".join(re.findall(r'"content":"([^"]*)"', text))
+        assert r.headers.get("access-control-allow-origin") == allowed
+        assert r.headers["content-type"].startswith("text/event-stream")
+        # an error answer carries them too, so the page can read it
+        bad = httpx.post(server.url + "/v1/chat/completions", json=body, headers={"origin": page})
+        assert bad.status_code == 401 and bad.headers.get("access-control-allow-origin") == allowed
+        # no Origin: no CORS headers (the lean path)
+        plain = httpx.post(server.url + "/v1/chat/completions", json={**body, "stream": False},
+                           headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
+        assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers

@@ -27,6 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -188,15 +189,18 @@ class ProxyApp(Starlette):
     middleware stack or per-message `send` wrapper on the way.
 
     Starlette's table lists the lean paths too, so other methods get their 405, a trailing slash
-    its redirect, and a scope this door passes over (a root_path) is still served, and counted by
+    its redirect, and a scope this door passes over (a root_path, or a browser's request with an
+    Origin while CORS is on: CORSMiddleware adds its headers) is still served, and counted by
     MetricsMiddleware."""
 
     def __init__(self, st: ServerState, lean: Mapping[str, Lean], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.polystream, self._lean = st, lean
+        self._cors = bool(st.config.cors_origins)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if (scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path")
+                and not (self._cors and _has_origin(scope))):  # a browser's: CORS headers, via Starlette
             handler = self._lean.get(scope["path"])
             if handler is not None:
                 status = 500
@@ -207,6 +211,10 @@ class ProxyApp(Starlette):
                     log_access(scope, status)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _has_origin(scope: Any) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])
 
 
 class _LeanRoute:
@@ -280,6 +288,9 @@ def create_app(config: ProxyConfig | None = None, service: Any = None, *, backgr
     )
     app.state.polystream = st
     app.add_middleware(MetricsMiddleware, metrics=st.metrics)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"], max_age=600)
     install_redaction()
     install_redaction((ACCESS_LOGGER,))  # a query string may carry a key (?key=…)
     return app

@@ -39,12 +39,15 @@ polystream's own section (wins where both say something)::
         - {key: os.environ/TEAM_B_KEY, name: team-b, models: [claude-sonnet-4-5-20250929]}
       owner_secret: os.environ/OWNER_SECRET   # HMAC secret for owner ids (see auth.py)
       background: {ttl: 3600, lease: 10, snapshot_interval: 0.05, workers: false}
-      server: {max_body_bytes: 10485760}
+      server: {max_body_bytes: 10485760, cors_origins: ["*"]}
 
 `background` keys are polystream.background's BackgroundSettings (ttl, lease, snapshot_interval,
 flush_bytes, max_flush_delay, workers, peer_url, …; unknown keys are ignored). `background.workers: true`
 hands producers to `polystream worker` processes (Redis only) instead of running them inside the
 proxy. `server.max_body_bytes` bounds request bodies (413 beyond; default 10 MiB).
+`server.cors_origins` lists the web origins browsers may call the proxy from (default `["*"]`,
+as LiteLLM's proxy; `[]` turns CORS off). Credentials (cookies) are never allowed: callers
+authenticate with a bearer key, which a page must add itself.
 
 With no file at all the proxy runs on `embedded_default()`: one mock model ("polystream-mock",
 a multi-sentence answer at 30 ms a word) and the in-memory store: no key, no Redis, no network.
@@ -281,6 +284,7 @@ class ProxyConfig:
     background: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BODY
     source: str = "embedded default"
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
     @property
     def ttl(self) -> int:
@@ -360,12 +364,20 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -
                              resolve_env(own.get("background"), env))
     store = _store(resolve_env(litellm, env), resolve_env(own.get("store"), env), env)
     server = resolve_env(own.get("server") or {}, env)
-    max_body = int(server.get("max_body_bytes", DEFAULT_MAX_BODY)) if isinstance(server, Mapping) else DEFAULT_MAX_BODY
+    if not isinstance(server, Mapping):
+        raise ConfigError("polystream.server must be a mapping")
+    max_body = int(server.get("max_body_bytes", DEFAULT_MAX_BODY))
+    origins = server.get("cors_origins", ["*"])
+    if isinstance(origins, str):
+        origins = [origins]
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError("polystream.server.cors_origins must be a list of origins")
     if master is not None and not isinstance(master, str):
         master = str(master)
     if background.get("workers") and store.type != "redis":
         raise ConfigError("polystream.background.workers needs the Redis store (workers take jobs from Redis)")
-    return ProxyConfig(router, master or None, keys, secret or None, store, background, max_body)
+    return ProxyConfig(router, master or None, keys, secret or None, store, background, max_body,
+                       cors_origins=origins)
 
 
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
