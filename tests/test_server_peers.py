@@ -17,6 +17,7 @@ from polystream.server import ServerThread, create_app, parse_config
 from polystream.testing import ReplayServer, Reply
 
 from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body
+from .test_server_support import redis_server  # noqa: F401 - the shared redis-server fixture
 
 redis = pytest.importorskip("redis")
 pytest.importorskip("polystream.background.redis_store")
@@ -31,14 +32,6 @@ def replay() -> Iterator[ReplayServer]:
         # ≈ 0.6 s of output: long enough to poll it while it grows
         server.serve_fixture("openai", Reply(upstream_body(), split="event", delay=0.01))
         yield server
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProc]:
-    r = RedisProc(free_port())
-    r.start()
-    yield r
-    r.stop()
 
 
 def config(replay: ReplayServer, redis_url: str, **background: Any) -> Any:
@@ -82,8 +75,8 @@ def poll_to_end(url: str, rid: str, headers: dict[str, str] = AUTH_A) -> tuple[s
     raise AssertionError("the response did not finish")
 
 
-def test_a_poll_through_another_proxy_is_answered_by_the_producing_one(replay: ReplayServer, own_redis: RedisProc) -> None:
-    cfg = config(replay, own_redis.url)
+def test_a_poll_through_another_proxy_is_answered_by_the_producing_one(replay: ReplayServer, redis_server: RedisProc) -> None:
+    cfg = config(replay, redis_server.url)
     with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
         rid = create(a.url)
         producer = service(a)._local[rid]
@@ -100,12 +93,12 @@ def test_a_poll_through_another_proxy_is_answered_by_the_producing_one(replay: R
             assert httpx.get(f"{url}/v1/responses/{rid}/poll", headers=AUTH_B, timeout=10).status_code == 404
 
 
-def test_the_log_stays_lazy_with_a_routed_reader(replay: ReplayServer, own_redis: RedisProc) -> None:
+def test_the_log_stays_lazy_with_a_routed_reader(replay: ReplayServer, redis_server: RedisProc) -> None:
     """What Redis holds while a remote poller reads: the create, the start and the first output,
     nothing more until the end. (The same poller reading the store would make the producer write
     every `snapshot_interval`.)"""
-    cfg = config(replay, own_redis.url)
-    r = redis.Redis.from_url(own_redis.url)
+    cfg = config(replay, redis_server.url)
+    r = redis.Redis.from_url(redis_server.url)
     with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
         rid = create(a.url)
         log_key = service(a).store.keys(rid)[1]
@@ -143,8 +136,8 @@ def check_stream(events: list[dict[str, Any]]) -> None:
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == LONG_TEXT
 
 
-def test_a_stream_through_another_proxy_is_relayed_from_the_producing_one(replay: ReplayServer, own_redis: RedisProc) -> None:
-    cfg = config(replay, own_redis.url)
+def test_a_stream_through_another_proxy_is_relayed_from_the_producing_one(replay: ReplayServer, redis_server: RedisProc) -> None:
+    cfg = config(replay, redis_server.url)
     with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
         rid = create(a.url)
         producer = service(a)._local[rid]
@@ -157,9 +150,9 @@ def test_a_stream_through_another_proxy_is_relayed_from_the_producing_one(replay
         assert again == events[6:]
 
 
-def test_a_relayed_stream_that_breaks_off_goes_on_from_the_store(replay: ReplayServer, own_redis: RedisProc) -> None:
+def test_a_relayed_stream_that_breaks_off_goes_on_from_the_store(replay: ReplayServer, redis_server: RedisProc) -> None:
     """A's stream to B stops after 8 events: B goes on from Redis from the 9th, no gap, no repeat."""
-    cfg = config(replay, own_redis.url)
+    cfg = config(replay, redis_server.url)
     with ServerThread(create_app(cfg)) as a, ServerThread(create_app(cfg)) as b:
         link = service(b).peers
         real = link.events
@@ -181,14 +174,14 @@ def test_a_relayed_stream_that_breaks_off_goes_on_from_the_store(replay: ReplayS
 
 @pytest.mark.parametrize("where", ["unreachable", "misdirected"])
 def test_reads_fall_back_to_the_store_when_the_producing_proxy_cannot_answer(
-    replay: ReplayServer, own_redis: RedisProc, where: str
+    replay: ReplayServer, redis_server: RedisProc, where: str
 ) -> None:
     """A's recorded address is a closed port, or B itself (an address now held by another
     process: B answers 421 to a read signed for A's node). B then reads Redis, asking A for eager
     writes, and its poller still sees the text grow to the end."""
-    with ServerThread(create_app(config(replay, own_redis.url))) as b:
+    with ServerThread(create_app(config(replay, redis_server.url))) as b:
         peer_url = f"http://127.0.0.1:{free_port()}" if where == "unreachable" else b.url
-        with ServerThread(create_app(config(replay, own_redis.url, peer_url=peer_url))) as a:
+        with ServerThread(create_app(config(replay, redis_server.url, peer_url=peer_url))) as a:
             rid = create(a.url)
             text, growing = poll_to_end(b.url, rid)
             assert text == LONG_TEXT
@@ -199,19 +192,19 @@ def test_reads_fall_back_to_the_store_when_the_producing_proxy_cannot_answer(
             check_stream(stream_events(b.url, create(a.url)))
 
 
-def test_no_peer_address_when_turned_off(replay: ReplayServer, own_redis: RedisProc) -> None:
-    with ServerThread(create_app(config(replay, own_redis.url, peer_url=""))) as a:
+def test_no_peer_address_when_turned_off(replay: ReplayServer, redis_server: RedisProc) -> None:
+    with ServerThread(create_app(config(replay, redis_server.url, peer_url=""))) as a:
         assert service(a).peers is None
         rid = create(a.url)
-        r = redis.Redis.from_url(own_redis.url)
+        r = redis.Redis.from_url(redis_server.url)
         assert r.hget(service(a).store.keys(rid)[0], "p") is None
         r.close()
         text, _ = poll_to_end(a.url, rid)
         assert text == LONG_TEXT
 
 
-def test_a_routed_read_must_be_signed_for_this_node_and_this_target(replay: ReplayServer, own_redis: RedisProc) -> None:
-    cfg = config(replay, own_redis.url)
+def test_a_routed_read_must_be_signed_for_this_node_and_this_target(replay: ReplayServer, redis_server: RedisProc) -> None:
+    cfg = config(replay, redis_server.url)
     with ServerThread(create_app(cfg)) as a:
         rid = create(a.url)
         link: PeerLink = service(a).peers
