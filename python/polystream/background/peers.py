@@ -39,14 +39,14 @@ HEADER = "x-polystream-peer"
 MAX_SKEW = 60  # seconds a signed request stays valid (the proxies' clocks must agree this well)
 _SEQ = re.compile(rb'"sequence_number":(\d+)\}$')
 
+log = logging.getLogger("polystream.background")
+
 
 def _seq(data: bytes) -> int | None:
     """An event's sequence_number: its last member (the order OpenAI uses and the core keeps), so
     a "sequence_number" in user metadata earlier in the event cannot be taken for it."""
     m = _SEQ.search(data, max(0, len(data) - 40))
     return int(m.group(1)) if m else None
-
-log = logging.getLogger("polystream.background")
 
 
 class Misdirected(Exception):
@@ -104,15 +104,19 @@ class PeerLink:
             raise Misdirected(node)
         return owner
 
+    def _signed_get(self, peer: str, owner: str, target: str) -> tuple[str, dict[str, str]]:
+        """The URL and headers of a GET of `target` (path and query) from `peer` for `owner`."""
+        node, _, url = peer.partition("@")
+        return url + target, {HEADER: self.sign(node, owner, "GET", target)}
+
     async def get(self, peer: str, owner: str, target: str) -> tuple[int, bytes] | None:
-        """GET `target` (path and query) from `peer` for `owner`: (status, body), or None if the
-        peer could not be reached in time."""
+        """GET `target` from `peer` for `owner`: (status, body), or None if the peer could not
+        be reached in time."""
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
-        node, _, url = peer.partition("@")
-        headers = {HEADER: self.sign(node, owner, "GET", target)}
+        url, headers = self._signed_get(peer, owner, target)
         try:
-            r = await async_client().get(url + target, headers=headers, timeout=self.timeout)
+            r = await async_client().get(url, headers=headers, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: read the store instead
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
             return None
@@ -127,12 +131,11 @@ class PeerLink:
         from .._core import SSEDecoder
         from .._http import async_client
 
-        node, _, url = peer.partition("@")
-        headers = {HEADER: self.sign(node, owner, "GET", target)}
+        url, headers = self._signed_get(peer, owner, target)
         timeout = httpx.Timeout(self.timeout, read=idle)
         decoder = SSEDecoder()
         try:
-            async with async_client().stream("GET", url + target, headers=headers, timeout=timeout) as r:
+            async with async_client().stream("GET", url, headers=headers, timeout=timeout) as r:
                 if r.status_code != 200:
                     raise PeerFailed(f"status {r.status_code}")
                 async for piece in r.aiter_raw():

@@ -384,10 +384,18 @@ class ResponsesService:
             snap = await self._snapshot(owner, rid, None, log=False)
             if snap is None:
                 return None
-            if len(self._peer_of) >= 4 * self.settings.cache_size:
-                self._peer_of.pop(next(iter(self._peer_of)))
-            usable = snap.peer and snap.peer != self.peers.me and snap.status not in TERMINAL
-            peer = self._peer_of[rid] = snap.peer if usable else ""  # type: ignore[assignment]
+            peer = self._note_peer(rid, snap)
+        return peer
+
+    def _note_peer(self, rid: str, snap: Snapshot) -> str:
+        """Remember from `rid`'s metadata where its reads go (as `_peer_for` answers)."""
+        assert self.peers is not None
+        peer = snap.peer or ""
+        if peer == self.peers.me or snap.status in TERMINAL:
+            peer = ""  # ours after all, or ended: the store holds all of it
+        if len(self._peer_of) >= 4 * self.settings.cache_size:
+            self._peer_of.pop(next(iter(self._peer_of)))
+        self._peer_of[rid] = peer
         return peer
 
     def _peer_failed(self, rid: str, why: object) -> None:
@@ -459,8 +467,12 @@ class ResponsesService:
         foreign, p = self._local_for(owner, rid)
         if foreign:
             return None
-        if p is None and await self._snapshot(owner, rid, None, log=False) is None:
-            return None
+        if p is None:
+            snap = await self._snapshot(owner, rid, None, log=False)
+            if snap is None:
+                return None
+            if forward and self.peers is not None and rid not in self._peer_of:
+                self._note_peer(rid, snap)  # so _follow needs no second look
         return self._follow(owner, rid, after, p, forward)
 
     async def _follow(

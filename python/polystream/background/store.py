@@ -79,8 +79,8 @@ class Store(abc.ABC):
     async def create(self, rid: str, owner: str, created_at: int, init: bytes, token: str | None, lease: float,
                      peer: str | None = None) -> str:
         """New response, log = [init at position 1]. `peer`: where the producing proxy takes
-        routed reads (kept by stores that other processes read). Without `token`: status queued, for a worker
-        to `begin`. With `token` (in-process producers): already begun under that lease — status
+        routed reads (kept by stores that other processes read). Without `token`: status queued,
+        for a worker to `begin`. With `token` (in-process producers): already begun under that lease — status
         in_progress, `init` carrying the start record too — saving a round trip; a process dying
         right after still leaves a response that reads as failed, not queued forever.
         OK (also for a retry of the same create), or TAKEN: the store cannot take this id (its

@@ -101,32 +101,29 @@ async def create(request: Request) -> Response:
 
 
 async def retrieve(request: Request) -> Response:
-    principal = _reader(request)
+    principal, forward = _reader(request)
     if _query_bool(request, "stream"):
         after = _query_int(request, "starting_after", default=-1, minimum=-1)
-        _, events = await _owned(request, principal, "events", after=after, forward=principal.name != PEER)
+        _, events = await _owned(request, principal, "events", after=after, forward=forward)
         return await _sse(events, ROUTE_ID, request, None)
-    _, data = await _owned(request, principal, "retrieve", forward=principal.name != PEER)
+    _, data = await _owned(request, principal, "retrieve", forward=forward)
     return json_response(data)
 
 
 async def poll(request: Request) -> Response:
-    principal = _reader(request)
+    principal, forward = _reader(request)
     cursor = _query_int(request, "cursor", default=0, minimum=0)
-    _, data = await _owned(request, principal, "poll", cursor, forward=principal.name != PEER)
+    _, data = await _owned(request, principal, "poll", cursor, forward=forward)
     return json_response(data)
 
 
-PEER = "peer"  # the principal of a read another proxy routed here
-
-
-def _reader(request: Request) -> Principal:
-    """Who reads: the caller's key, or, for a read another proxy routed here, the owner it
-    signed for."""
+def _reader(request: Request) -> tuple[Principal, bool]:
+    """Who reads, and whether the read may be routed on: the caller's key (yes), or, for a read
+    another proxy routed here, the owner it signed for (no: it ends here)."""
     value = request.headers.get(PEER_HEADER)
     peers = getattr(state(request).service, "peers", None)
     if value is None or peers is None:
-        return authenticate(request)
+        return authenticate(request), True
     query = request.scope.get("query_string", b"").decode("latin-1")
     target = request.scope["path"] + ("?" + query if query else "")
     try:
@@ -136,7 +133,7 @@ def _reader(request: Request) -> Principal:
                          "misdirected_request") from None
     if owner is None:
         raise ProxyError(401, "Invalid peer signature.", "authentication_error", None, "invalid_peer_signature")
-    return Principal(owner, PEER)
+    return Principal(owner, "peer"), False
 
 
 async def cancel(request: Request) -> Response:
