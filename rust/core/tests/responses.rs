@@ -19,6 +19,16 @@ use support::*;
 
 // ---- scenarios ----------------------------------------------------------------------------
 
+/// One string member of every output item of a snapshot, in order.
+fn each_output<'a>(snap: &'a Value, key: &str) -> Vec<&'a str> {
+    snap["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[key].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn text_stream_has_openai_shape() {
     let mut b = builder();
@@ -185,12 +195,7 @@ fn text_after_tool_call_opens_a_new_message() {
         ],
     );
     let snap = check(&b, &ev);
-    let kinds: Vec<&str> = snap["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["type"].as_str().unwrap())
-        .collect();
+    let kinds = each_output(&snap, "type");
     assert_eq!(kinds, ["message", "function_call", "message"]);
     assert_eq!(b.output_text(), "ab");
 }
@@ -463,12 +468,7 @@ fn item_ids_are_unique_stable_and_configurable() {
     let mut b = builder();
     let ev = run(&mut b, &chunks);
     let snap = check(&b, &ev);
-    let ids: Vec<&str> = snap["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
+    let ids = each_output(&snap, "id");
     assert_eq!(
         ids,
         [
