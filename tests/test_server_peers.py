@@ -5,15 +5,20 @@ store when that proxy cannot answer."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from polystream.background.peers import HEADER, PeerFailed, PeerLink
-from polystream.server import ServerThread, create_app, parse_config
+from polystream.background.peers import HEADER, NODE, PeerFailed, PeerLink
+from polystream.server import ServerThread, create_app, load_config, parse_config
 from polystream.testing import ReplayServer, Reply
 
 from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body
@@ -34,16 +39,20 @@ def replay() -> Iterator[ReplayServer]:
         yield server
 
 
-def config(replay: ReplayServer, redis_url: str, **background: Any) -> Any:
+def raw_config(replay: ReplayServer, redis_url: str, **background: Any) -> dict[str, Any]:
     # Lazy writes that never come on their own within a test: only the first output and the end
     # reach Redis unless a remote reader asks for eager writes.
-    return parse_config({
+    return {
         "model_list": [{"model_name": "gpt-test", "litellm_params": {
             "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": "sk-upstream"}}],
         "general_settings": {"master_key": "sk-master-0001"},
         "polystream": {"keys": [USER_A, USER_B], "store": {"redis_url": redis_url},
                        "background": {"lease": 2, "max_flush_delay": 60, "flush_bytes": 1 << 20, **background}},
-    })
+    }
+
+
+def config(replay: ReplayServer, redis_url: str, **background: Any) -> Any:
+    return parse_config(raw_config(replay, redis_url, **background))
 
 
 def service(server: ServerThread) -> Any:
@@ -233,6 +242,91 @@ def test_a_routed_read_must_be_signed_for_this_node_and_this_target(replay: Repl
         signed_cancel = link.sign(link.node, owner, "POST", f"/v1/responses/{rid}/cancel")
         r = httpx.post(f"{a.url}/v1/responses/{rid}/cancel", headers={HEADER: signed_cancel}, timeout=10)
         assert r.status_code == 401
+
+
+def log_len(redis_url: str, store: Any, rid: str) -> int:
+    r = redis.Redis.from_url(redis_url)
+    try:
+        return int(r.xlen(store.keys(rid)[1]))
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("routing", ["on", "off"])
+def test_reads_of_a_workers_response_are_answered_by_the_worker(
+    replay: ReplayServer, redis_server: RedisProc, tmp_path: Path, routing: str
+) -> None:
+    """`polystream worker` serves routed reads too: a poll through the proxy that queued the job
+    is answered from the worker's memory, and Redis sees only its lazy writes. With routing off
+    (`peer_url: ""`) the poller reads Redis, and its watch signal, first sent while the job was
+    still queued, is sent again once the worker has it: the text still grows poll by poll."""
+    background: dict[str, Any] = {"workers": True} | ({"peer_url": ""} if routing == "off" else {})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw_config(replay, redis_server.url, **background)))
+    worker = subprocess.Popen([sys.executable, "-m", "polystream.cli", "worker", "--config", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with ServerThread(create_app(load_config(path))) as b:
+            store = service(b).store
+            rid = create(b.url)
+            cursor, text, growing, most = 0, "", 0, 0
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=AUTH_A,
+                                timeout=10).json()
+                growing += bool(got["text"])
+                text, cursor = text + got["text"], got["cursor"]
+                if got["done"]:
+                    break
+                most = max(most, log_len(redis_server.url, store, rid))
+                time.sleep(0.02)
+            assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
+            assert growing >= 5  # it grew poll by poll
+            if routing == "off":
+                assert most > 3 and service(b).peers is None  # eager writes, read from Redis
+            else:
+                assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
+                peer = service(b)._peer_of[rid]
+                assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
+                # a streamed read through the proxy is relayed from the worker
+                rid2 = create(b.url)
+                while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
+                    time.sleep(0.005)  # taken by the worker: now it has an address
+                check_stream(stream_events(b.url, rid2))
+                assert service(b)._peer_of[rid2] == peer
+                # the port takes signed reads only
+                port_url = peer.partition("@")[2]
+                r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
+                assert r.status_code == 401 and r.json()["error"]["code"] == "peer_signature_required"
+                assert httpx.post(f"{port_url}/v1/responses", headers=AUTH_A, json={}, timeout=10).status_code in (404, 405)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            out, _ = worker.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            out, _ = worker.communicate()
+    assert worker.returncode == 0, out.decode(errors="replace")
+
+
+def test_an_answer_from_another_server_at_the_address_is_not_taken(replay: ReplayServer, redis_server: RedisProc) -> None:
+    """The recorded address now answers for someone else (here: a stand-in server answering
+    every GET with 404, as an unrelated API would): B does not take that for "no such
+    response", and reads the store."""
+    with ReplayServer() as stranger:  # serves nothing: every path is a 404
+        with ServerThread(create_app(config(replay, redis_server.url, peer_url=stranger.url))) as a, \
+                ServerThread(create_app(config(replay, redis_server.url))) as b:
+            rid = create(a.url)
+            text, _ = poll_to_end(b.url, rid)
+            assert text == LONG_TEXT
+            assert service(b)._peer_of[rid] == ""
+            # what the producing node itself answers carries its name, found or not
+            link: PeerLink = service(a).peers
+            owner = service(a)._local[rid].owner if rid in service(a)._local else None
+            for path in (f"/v1/responses/{rid}/poll?cursor=0", "/v1/responses/resp_missing/poll?cursor=0"):
+                r = httpx.get(a.url + path, headers={HEADER: link.sign(link.node, owner or "0" * 40, "GET", path)},
+                              timeout=10)
+                assert r.headers.get(NODE) == link.node, (path, r.status_code)
 
 
 def test_peer_link_learns_the_address_a_client_reached() -> None:

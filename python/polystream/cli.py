@@ -61,7 +61,7 @@ def worker(args: argparse.Namespace) -> int:
     from .server.worker_cli import run
 
     try:
-        return run(args.config, args.concurrency, args.log_level)
+        return run(args.config, args.concurrency, args.log_level, args.peer_host, args.peer_port, args.peer_url)
     except ConfigError as exc:
         sys.stderr.write(f"polystream worker: {exc}\n")
         return 2
@@ -90,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("worker", help="run background-mode producers taking jobs from Redis")
     p.add_argument("--config", required=True, help="config YAML naming the Redis store")
     p.add_argument("--concurrency", type=int, default=None, help="jobs run at once (default: the worker's)")
+    p.add_argument("--peer-host", default="127.0.0.1",
+                   help="address to serve the reads proxies route here (default 127.0.0.1)")
+    p.add_argument("--peer-port", type=int, default=0, help="port for those reads (default: any free one)")
+    p.add_argument("--peer-url", default=None,
+                   help="where proxies reach that port (default: the bound address; for a wildcard host, "
+                        "this host's address)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=worker)
     p = sub.add_parser("showcase", help="start the proxy offline and show a background response growing")

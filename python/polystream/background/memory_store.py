@@ -81,7 +81,7 @@ class MemoryStore(Store):
         self._data[rid] = r
         return OK
 
-    async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
+    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
         r = self._open(rid)
         if isinstance(r, str):
             return r

@@ -14,10 +14,13 @@ method and target, and the time. The MAC is HMAC-SHA256 under a key every proxy 
 owner secret, which they must share anyway to agree on owners.
 
 A checks that the node is itself. If not, the address now belongs to another process, and it
-answers 421. A answers a peer request as it would the owner and never forwards it again. When A
-cannot be reached, misdirects or fails, B reads the store from then on and asks for eager
-writes (the watch signal). That is the path for responses produced by `polystream worker`,
-which serves no HTTP.
+answers 421. A answers a peer request as it would the owner, names itself in the answer (NODE,
+so that B never takes a stranger's reply for A's), and never forwards it again. When A cannot be
+reached, misdirects or fails, B reads the store from then on and asks for eager writes (the
+watch signal).
+
+`polystream worker` serves the same reads of the responses it produces on a port of its own
+(server/peer_reads.py) and records that address when it takes a job.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from typing import Any
 
 from .log import Event
 
-__all__ = ["HEADER", "Misdirected", "PeerFailed", "PeerLink"]
+__all__ = ["HEADER", "NODE", "Misdirected", "PeerFailed", "PeerLink"]
 
 HEADER = "x-polystream-peer"
+NODE = "x-polystream-node"  # on the answer to a routed read: the node that answered
 MAX_SKEW = 60  # seconds a signed request stays valid (the proxies' clocks must agree this well)
 _SEQ = re.compile(rb'"sequence_number":(\d+)\}$')
 
@@ -110,8 +114,8 @@ class PeerLink:
         return url + target, {HEADER: self.sign(node, owner, "GET", target)}
 
     async def get(self, peer: str, owner: str, target: str) -> tuple[int, bytes] | None:
-        """GET `target` from `peer` for `owner`: (status, body), or None if the peer could not
-        be reached in time."""
+        """GET `target` from `peer` for `owner`: (status, body) as the peer answered it, or None
+        if it could not be reached in time or someone else answered."""
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
         url, headers = self._signed_get(peer, owner, target)
@@ -119,6 +123,9 @@ class PeerLink:
             r = await async_client().get(url, headers=headers, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: read the store instead
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
+            return None
+        if r.headers.get(NODE) != peer.partition("@")[0]:
+            log.info("peer %s: answered by someone else (status %d): reading the store", url, r.status_code)
             return None
         return r.status_code, r.content
 
@@ -136,8 +143,8 @@ class PeerLink:
         decoder = SSEDecoder()
         try:
             async with async_client().stream("GET", url, headers=headers, timeout=timeout) as r:
-                if r.status_code != 200:
-                    raise PeerFailed(f"status {r.status_code}")
+                if r.status_code != 200 or r.headers.get(NODE) != peer.partition("@")[0]:
+                    raise PeerFailed(f"status {r.status_code} from {r.headers.get(NODE)!r}")
                 async for piece in r.aiter_raw():
                     for ev in decoder.feed(piece):
                         data = ev.data.encode()

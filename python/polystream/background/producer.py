@@ -104,9 +104,10 @@ class Producer:
         self.done = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def begin(self) -> str:
-        """Take the response in the store: OK, or why not (TAKEN, GONE, a terminal status)."""
-        res = await self.store.begin(self.rid, self.token, self.settings.lease, dumps([START]))
+    async def begin(self, peer: str | None = None) -> str:
+        """Take the response in the store: OK, or why not (TAKEN, GONE, a terminal status).
+        `peer`: where this process takes reads routed to it (recorded with the response)."""
+        res = await self.store.begin(self.rid, self.token, self.settings.lease, dumps([START]), peer)
         if res == OK:
             self._apply([START])
         return res

@@ -75,7 +75,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[5]); redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 'ok'
 """
 
-# ARGV: token, lease_ms, ttl, start payload
+# ARGV: token, lease_ms, ttl, start payload, peer ('' = none)
 _BEGIN = _HEAD + """
 if not s then return 'gone' end
 if T[s] then return s end
@@ -84,6 +84,7 @@ if s == 'in_progress' and cur == ARGV[1] then return 'ok' end
 if s ~= 'queued' or (cur and cur ~= ARGV[1]) then return 'taken' end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[1], 's', 'in_progress')
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[5]) end
 redis.pcall('XADD', KEYS[2], '2', 'd', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 'ok'
@@ -278,9 +279,10 @@ class RedisStore(Store):
             args: list[Any] = [owner, init, token or "", int(lease * 1000), self._ttl(), peer or ""]
             return _str(await self._create(keys=self.keys(rid), args=args))
 
-    async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
+    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
         with _guard():
-            return _str(await self._begin(keys=self.keys(rid), args=[token, int(lease * 1000), self._ttl(), start]))
+            args = [token, int(lease * 1000), self._ttl(), start, peer or ""]
+            return _str(await self._begin(keys=self.keys(rid), args=args))
 
     async def append(self, rid: str, pos: int, payload: bytes) -> bool:
         log_key = self.keys(rid)[1]

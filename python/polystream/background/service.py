@@ -315,7 +315,7 @@ class ResponsesService:
             p = self._producer(prep, token)
             msg = f"model {init['model']!r} is not configured on this worker" if isinstance(exc, KeyError) else str(exc)
             p.final = fail_record("server_error", msg, int(time.time()))
-        if await p.begin() != OK:
+        if await p.begin(self.peers.me if self.peers is not None else None) != OK:
             return False
         if init["request"].get("stream"):
             p.watch()  # created with stream: true, so a proxy is following it live: write eagerly
@@ -336,6 +336,8 @@ class ResponsesService:
         self, owner: str, rid: str, after: int | None, log: bool = True, watch: bool = False
     ) -> Snapshot | None:
         snap = await self.store.read(rid, after, log, watch and self._should_watch(rid))
+        if snap is not None and snap.status == "queued":
+            self._watched.pop(rid, None)  # no producer yet heard the signal: send it again next time
         if snap is not None and snap.lapsed:
             await self.store.lapse(rid, _lapse_record())
             snap = await self.store.read(rid, after, log)
@@ -391,6 +393,8 @@ class ResponsesService:
         """Remember from `rid`'s metadata where its reads go (as `_peer_for` answers)."""
         assert self.peers is not None
         peer = snap.peer or ""
+        if snap.status == "queued":
+            return ""  # read the store for now, and look again: the worker taking it may serve reads
         if peer == self.peers.me or snap.status in TERMINAL:
             peer = ""  # ours after all, or ended: the store holds all of it
         if len(self._peer_of) >= 4 * self.settings.cache_size:

@@ -87,8 +87,9 @@ class Store(abc.ABC):
         short key tag is in use by another response); create it again under a fresh id."""
 
     @abc.abstractmethod
-    async def begin(self, rid: str, token: str, lease: float, start: bytes) -> str:
-        """queued → in_progress under lease `token`, appending `start` at position 2.
+    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
+        """queued → in_progress under lease `token`, appending `start` at position 2; `peer` as in
+        `create` (the worker taking it, when it serves routed reads).
         OK, or TAKEN (another producer has it), GONE, or the terminal status it already has."""
 
     @abc.abstractmethod

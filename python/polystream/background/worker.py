@@ -8,6 +8,10 @@ compare-and-set as in-process producers: queued → in_progress under a lease), 
 leaves the job pending; another worker claims it after `claim_idle` seconds (XAUTOCLAIM). One that
 dies later leaves a lapsed lease: the response reads as failed, with its text so far.
 
+`reads` serves the reads proxies route to the producing process while the worker runs
+(`polystream worker` passes server/peer_reads.py's), so that pollers elsewhere are answered from
+memory rather than from Redis.
+
     from polystream.background.worker import run_worker
     run_worker("redis://127.0.0.1:6379/0", config.models, BackgroundSettings(lease=10))
 """
@@ -22,6 +26,8 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -45,6 +51,7 @@ async def serve_worker(
     claim_idle: float | None = None,
     drain: float = 30.0,
     stop: asyncio.Event | None = None,
+    reads: Callable[[ResponsesService], AbstractAsyncContextManager[Any]] | None = None,
 ) -> None:
     """Take and run jobs until `stop` is set (or the task is cancelled); then wait up to `drain`
     seconds for running responses to finish and fail the rest (so their clients know at once).
@@ -53,7 +60,8 @@ async def serve_worker(
     (`resolve(name) -> (model, kwargs)`), normally the proxy's config. settings: lease, ttl, flush
     settings (its `workers` flag is ignored). concurrency: responses produced at once. name: this
     consumer's name in the group (default host-pid-random). claim_idle: seconds before a job
-    read by a vanished worker is claimed (default: the lease).
+    read by a vanished worker is claimed (default: the lease). reads: serves routed reads of
+    the service's responses around the whole run, drain included (it sets `service.peers`).
     """
     settings = replace(settings or BackgroundSettings(), workers=False)
     store = RedisStore(redis_url, prefix=prefix, ttl=settings.ttl or 3600)
@@ -62,32 +70,41 @@ async def serve_worker(
     claim_idle = settings.lease if claim_idle is None else claim_idle
     stop = stop or asyncio.Event()
     await service.start()
-    log.info("worker %s: taking jobs from %s", consumer, store.jobs_key)
+    async with contextlib.AsyncExitStack() as around:
+        try:
+            if reads is not None:
+                await around.enter_async_context(reads(service))
+            log.info("worker %s: taking jobs from %s", consumer, store.jobs_key)
+            await _take_jobs(service, store, consumer, concurrency, claim_idle, stop)
+        finally:
+            await service.close(drain=drain)
+
+
+async def _take_jobs(service: ResponsesService, store: RedisStore, consumer: str, concurrency: int,
+                     claim_idle: float, stop: asyncio.Event) -> None:
+    settings = service.settings
     next_claim = 0.0
     group_ready = False
-    try:
-        while not stop.is_set():
-            free = concurrency - service.running
-            if free <= 0:
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                if not group_ready:
-                    await store.ensure_group()
-                    group_ready = True
-                jobs: list[tuple[bytes, str]] = []
-                if time.monotonic() >= next_claim:
-                    jobs = await store.claim_jobs(consumer, claim_idle, free)
-                    next_claim = time.monotonic() + max(0.5, claim_idle / 2)
-                if not jobs:
-                    jobs = await store.take_jobs(consumer, free, block=min(1.0, settings.tail_block))
-                for job_id, rid in jobs:
-                    await _take(service, store, job_id, rid)
-            except StoreUnavailable as exc:
-                log.warning("worker %s: %s; retrying", consumer, exc)
-                await asyncio.sleep(1.0)
-    finally:
-        await service.close(drain=drain)
+    while not stop.is_set():
+        free = concurrency - service.running
+        if free <= 0:
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            if not group_ready:
+                await store.ensure_group()
+                group_ready = True
+            jobs: list[tuple[bytes, str]] = []
+            if time.monotonic() >= next_claim:
+                jobs = await store.claim_jobs(consumer, claim_idle, free)
+                next_claim = time.monotonic() + max(0.5, claim_idle / 2)
+            if not jobs:
+                jobs = await store.take_jobs(consumer, free, block=min(1.0, settings.tail_block))
+            for job_id, rid in jobs:
+                await _take(service, store, job_id, rid)
+        except StoreUnavailable as exc:
+            log.warning("worker %s: %s; retrying", consumer, exc)
+            await asyncio.sleep(1.0)
 
 
 async def _take(service: ResponsesService, store: RedisStore, job_id: bytes, rid: str) -> None:

@@ -175,6 +175,16 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return error_reply(internal_error(exc, request.method, request.url.path), state(request).metrics)
 
 
+# Every app here (the proxy, a worker's read port) answers failures in OpenAI's error shape.
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    ProxyError: _proxy_error,
+    StoreUnavailable: _store_down,
+    HTTPException: _http_error,
+    ClientGone: _client_gone,
+    Exception: _internal,
+}
+
+
 # ---------------------------------------------------------------- the app
 
 # Served as plain ASGI by ProxyApp: path → handler(state, scope, receive, send) -> status sent.
@@ -278,13 +288,7 @@ def create_app(config: ProxyConfig | None = None, service: Any = None, *, backgr
         _LEAN,
         routes=_routes(),
         lifespan=lifespan,
-        exception_handlers={
-            ProxyError: _proxy_error,
-            StoreUnavailable: _store_down,
-            HTTPException: _http_error,
-            ClientGone: _client_gone,
-            Exception: _internal,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.polystream = st
     app.add_middleware(MetricsMiddleware, metrics=st.metrics)

@@ -181,14 +181,15 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 async def relay(send: Any, source: AsyncIterator[Any], frame: Callable[[Any], tuple[bytes, int]] | None,
-                route: str, metrics: Metrics, started: float | None, end: bytes = b"") -> bytes:
+                route: str, metrics: Metrics, started: float | None, end: bytes = b"",
+                headers: list[tuple[bytes, bytes]] = SSE_HEADERS) -> bytes:
     """Sends the SSE head, then each item of `source` the moment it arrives, in one write: the
     item itself (bytes, one event) without `frame`, else `frame(item)` = (its events' bytes, how
     many; 0 skips the item), so a batch of chunks that arrived together goes out together.
     Returns the body of the message that ends the response, for the caller to send once its
     DisconnectWatch is over: `end` when the source ran out, or, if it failed (the headers are
     out), an OpenAI error event."""
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     n = 0
     try:
         async for item in source:
@@ -244,7 +245,8 @@ class SSEResponse(Response):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             with DisconnectWatch(receive):
-                end = await relay(send, self.source, None, self.route, self.metrics, self.started)
+                end = await relay(send, self.source, None, self.route, self.metrics, self.started,
+                                  headers=self.raw_headers)
             await send({"type": "http.response.body", "body": end, "more_body": False})
         except ClientGone:
             pass  # nobody is listening any more

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..background.peers import HEADER as PEER_HEADER
-from ..background.peers import Misdirected
+from ..background.peers import NODE, Misdirected
 from .auth import Principal
 from .common import ClientGone, SSEResponse, authenticate, json_response, read_json, state, unless_disconnected
 from .errors import ProxyError, bad_request, from_exception, not_found
@@ -105,16 +105,23 @@ async def retrieve(request: Request) -> Response:
     if _query_bool(request, "stream"):
         after = _query_int(request, "starting_after", default=-1, minimum=-1)
         _, events = await _owned(request, principal, "events", after=after, forward=forward)
-        return await _sse(events, ROUTE_ID, request, None)
+        return _answered(request, forward, await _sse(events, ROUTE_ID, request, None))
     _, data = await _owned(request, principal, "retrieve", forward=forward)
-    return json_response(data)
+    return _answered(request, forward, json_response(data))
 
 
 async def poll(request: Request) -> Response:
     principal, forward = _reader(request)
     cursor = _query_int(request, "cursor", default=0, minimum=0)
     _, data = await _owned(request, principal, "poll", cursor, forward=forward)
-    return json_response(data)
+    return _answered(request, forward, json_response(data))
+
+
+def _answered(request: Request, forward: bool, response: Response) -> Response:
+    """A read routed here (not `forward`) says which node answered it (peers.NODE)."""
+    if not forward:
+        response.raw_headers.append((NODE.encode(), state(request).service.peers.node.encode()))
+    return response
 
 
 def _reader(request: Request) -> tuple[Principal, bool]:
@@ -159,7 +166,10 @@ async def _owned(request: Request, principal: Any, operation: str, *args: Any, *
     except Exception as exc:
         raise _failure(exc) from exc
     if result is None or result is False:
-        raise _missing(rid)
+        err = _missing(rid)
+        if kwargs.get("forward") is False:  # a read routed here: "not found" is this node's answer
+            err.headers[NODE] = state(request).service.peers.node
+        raise err
     return rid, result
 
 
