@@ -148,3 +148,32 @@ def test_a_job_whose_worker_died_before_starting_it_is_claimed(redis_url: str, u
             worker.wait(10)
 
     run(main(), timeout=40)
+
+
+def test_an_idle_worker_waits_for_jobs_in_long_reads_and_stops_at_once(redis_url: str, upstream: ReplayServer) -> None:  # noqa: F811
+    """An idle worker blocks for jobs for a whole claim period (here 10 s: few commands a
+    minute reach Redis), yet a stop cancels that wait rather than sitting it out, and a job
+    queued during the wait starts at once."""
+    from polystream.background.worker import serve_worker
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve_worker(redis_url, Router(upstream.url), BackgroundSettings(lease=LEASE),
+                                                prefix="w4", claim_idle=20, drain=0.5, stop=stop))
+        svc = await proxy(redis_url, upstream, "w4")
+        try:
+            await asyncio.sleep(1.0)  # the worker is now in its long wait
+            t0 = time.monotonic()
+            rid = strict(await svc.create(OWNER, {"model": "fast", "input": "hi", "background": True})).id
+            assert strict(await wait_done(svc, rid, timeout=10)).output_text == TEXT
+            assert time.monotonic() - t0 < 5  # not held until the wait's end
+            await asyncio.sleep(0.5)
+            t0 = time.monotonic()
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            assert time.monotonic() - t0 < 2, "the worker sat out its blocking wait"
+        finally:
+            task.cancel()
+            await svc.close()
+
+    run(main(), timeout=40)

@@ -26,10 +26,10 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from . import StoreUnavailable
 from .redis_store import RedisStore
@@ -38,6 +38,7 @@ from .service import BackgroundSettings, ResponsesService
 __all__ = ["run_worker", "serve_worker"]
 
 log = logging.getLogger("polystream.worker")
+T = TypeVar("T")
 
 
 async def serve_worker(
@@ -64,10 +65,12 @@ async def serve_worker(
     the service's responses around the whole run, drain included (it sets `service.peers`).
     """
     settings = replace(settings or BackgroundSettings(), workers=False)
-    store = RedisStore(redis_url, prefix=prefix, ttl=settings.ttl or 3600)
+    claim_idle = settings.lease if claim_idle is None else claim_idle
+    # An idle worker waits for jobs in one blocking read per claim period (not one a second):
+    # Redis then sees ~30 bytes a second from it. Stopping cancels the wait.
+    store = RedisStore(redis_url, prefix=prefix, ttl=settings.ttl or 3600, block=_claim_every(claim_idle))
     service = ResponsesService(store, models, settings)
     consumer = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-    claim_idle = settings.lease if claim_idle is None else claim_idle
     stop = stop or asyncio.Event()
     await service.start()
     async with contextlib.AsyncExitStack() as around:
@@ -80,9 +83,12 @@ async def serve_worker(
             await service.close(drain=drain)
 
 
+def _claim_every(claim_idle: float) -> float:
+    return max(0.5, claim_idle / 2)
+
+
 async def _take_jobs(service: ResponsesService, store: RedisStore, consumer: str, concurrency: int,
                      claim_idle: float, stop: asyncio.Event) -> None:
-    settings = service.settings
     next_claim = 0.0
     group_ready = False
     while not stop.is_set():
@@ -97,14 +103,33 @@ async def _take_jobs(service: ResponsesService, store: RedisStore, consumer: str
             jobs: list[tuple[bytes, str]] = []
             if time.monotonic() >= next_claim:
                 jobs = await store.claim_jobs(consumer, claim_idle, free)
-                next_claim = time.monotonic() + max(0.5, claim_idle / 2)
+                next_claim = time.monotonic() + _claim_every(claim_idle)
             if not jobs:
-                jobs = await store.take_jobs(consumer, free, block=min(1.0, settings.tail_block))
+                wait = max(0.05, next_claim - time.monotonic())
+                got = await _unless(stop, store.take_jobs(consumer, free, block=wait))
+                if got is None:
+                    return  # stopped while waiting (a job read just then stays pending: claimed later)
+                jobs = got
             for job_id, rid in jobs:
                 await _take(service, store, job_id, rid)
         except StoreUnavailable as exc:
             log.warning("worker %s: %s; retrying", consumer, exc)
             await asyncio.sleep(1.0)
+
+
+async def _unless(stop: asyncio.Event, wait: Coroutine[Any, Any, T]) -> T | None:
+    """`await wait`, or None (and `wait` cancelled) once `stop` is set."""
+    task = asyncio.ensure_future(wait)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()  # redis-py drops a connection whose command was cancelled
+            with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
+                await task
+    return None if task.cancelled() else task.result()
 
 
 async def _take(service: ResponsesService, store: RedisStore, job_id: bytes, rid: str) -> None:

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 from urllib.parse import parse_qs
@@ -45,6 +45,7 @@ class Request:
     received_at: float = 0.0  # time.monotonic()
     status: int | None = None
     pieces_sent: int = 0
+    sent_at: list[float] = field(default_factory=list)  # time.monotonic() each piece was written
     completed: bool = False  # whole response (incl. the terminating chunk) written
     client_closed: bool = False  # client went away before the response was complete
     disconnected_at: float | None = None  # time.monotonic() the server saw it go
@@ -512,6 +513,7 @@ class _Connection(asyncio.Protocol):
                 if self.gone_at is not None:
                     break
                 transport.write(pieces[i])
+                req.sent_at.append(time.monotonic())  # for lag measurements (benches/worker_bytes.py)
                 req.pieces_sent = i + 1  # live, for tests that look mid-stream
                 if self.paused:
                     await self._drain()
