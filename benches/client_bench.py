@@ -12,8 +12,9 @@ chunks each; each served two ways by `polystream.testing.replay` running in its 
 written in 64 KiB pieces, so the client reads large blocks). Every client does the same work:
 iterate all chunks and read `choices[0].delta.content` into a list (the floor only reads bytes).
 
-Each (client, scenario, framing) runs in a fresh subprocess: one warm-up stream (imports, client
-set-up, connection pool), then `--runs` measured repetitions. Per run: process CPU time (all
+Each (client, scenario, framing) runs in a fresh subprocess: one warm-up round (imports, client
+set-up, connection pool: as many streams at once as the scenario has), then `--runs` measured
+repetitions. Per run: process CPU time (all
 threads, user + sys, taken after a 20 ms settle so deferred work done for the stream counts) per
 chunk, wall chunks/s, time to first chunk (from the call, pooled connection; at 100 concurrent the
 median over streams, which mostly shows how the event loop takes turns), and at the end the
@@ -134,7 +135,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             record(w0, c0, time.perf_counter(), firsts)
     else:
         async def main() -> None:
-            await asyn(spec["warm_url"], lambda: None)
+            # As many warm-up streams at once as the runs have, so every client's pool holds its
+            # connections before the first measured run (else that run alone pays 99 connects).
+            await asyncio.gather(*(asyn(spec["warm_url"], lambda: None) for _ in range(streams)))
             out["rss_after_warmup_mb"] = _rss_now_mb()
             for _ in range(runs):
                 gc.collect()
