@@ -5,9 +5,6 @@ store when that proxy cannot answer."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ from polystream.background.peers import HEADER, NODE, PeerFailed, PeerLink
 from polystream.server import ServerThread, create_app, load_config, parse_config
 from polystream.testing import ReplayServer, Reply
 
-from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body
+from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body, worker_command
 from .test_server_support import redis_server  # noqa: F401 - the shared redis-server fixture
 
 redis = pytest.importorskip("redis")
@@ -264,50 +261,40 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
     background: dict[str, Any] = {"workers": True} | ({"peer_url": ""} if routing == "off" else {})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw_config(replay, redis_server.url, **background)))
-    worker = subprocess.Popen([sys.executable, "-m", "polystream.cli", "worker", "--config", str(path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        with ServerThread(create_app(load_config(path))) as b:
-            store = service(b).store
-            rid = create(b.url)
-            cursor, text, growing, most = 0, "", 0, 0
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=AUTH_A,
-                                timeout=10).json()
-                growing += bool(got["text"])
-                text, cursor = text + got["text"], got["cursor"]
-                if got["done"]:
-                    break
-                most = max(most, log_len(redis_server.url, store, rid))
-                time.sleep(0.02)
-            assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
-            assert growing >= 5  # it grew poll by poll
-            if routing == "off":
-                assert most > 3 and service(b).peers is None  # eager writes, read from Redis
-            else:
-                assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
-                peer = service(b)._peer_of[rid]
-                assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
-                # a streamed read through the proxy is relayed from the worker
-                rid2 = create(b.url)
-                while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
-                    time.sleep(0.005)  # taken by the worker: now it has an address
-                check_stream(stream_events(b.url, rid2))
-                assert service(b)._peer_of[rid2] == peer
-                # the port takes signed reads only
-                port_url = peer.partition("@")[2]
-                r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
-                assert r.status_code == 401 and r.json()["error"]["code"] == "peer_signature_required"
-                assert httpx.post(f"{port_url}/v1/responses", headers=AUTH_A, json={}, timeout=10).status_code in (404, 405)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            out, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            out, _ = worker.communicate()
-    assert worker.returncode == 0, out.decode(errors="replace")
+    with worker_command(path) as worker, ServerThread(create_app(load_config(path))) as b:
+        store = service(b).store
+        rid = create(b.url)
+        cursor, text, growing, most = 0, "", 0, 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=AUTH_A,
+                            timeout=10).json()
+            growing += bool(got["text"])
+            text, cursor = text + got["text"], got["cursor"]
+            if got["done"]:
+                break
+            most = max(most, log_len(redis_server.url, store, rid))
+            time.sleep(0.02)
+        assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
+        assert growing >= 5  # it grew poll by poll
+        if routing == "off":
+            assert most > 3 and service(b).peers is None  # eager writes, read from Redis
+        else:
+            assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
+            peer = service(b)._peer_of[rid]
+            assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
+            # a streamed read through the proxy is relayed from the worker
+            rid2 = create(b.url)
+            while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
+                time.sleep(0.005)  # taken by the worker: now it has an address
+            check_stream(stream_events(b.url, rid2))
+            assert service(b)._peer_of[rid2] == peer
+            # the port takes signed reads only
+            port_url = peer.partition("@")[2]
+            r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "peer_signature_required"
+            assert httpx.post(f"{port_url}/v1/responses", headers=AUTH_A, json={}, timeout=10).status_code in (404, 405)
+    assert worker.returncode == 0, worker.output
 
 
 def test_an_answer_from_another_server_at_the_address_is_not_taken(replay: ReplayServer, redis_server: RedisProc) -> None:

@@ -20,7 +20,9 @@ import yaml
 from polystream.server import ServerThread, create_app, load_config, parse_config
 from polystream.testing import ReplayServer, Reply
 
-from .test_server_support import LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, upstream_body
+from .test_server_support import (
+    LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, upstream_body, worker_command,
+)
 
 redis = pytest.importorskip("redis")
 pytest.importorskip("polystream.background.redis_store")
@@ -161,26 +163,16 @@ def test_worker_command_runs_jobs(replay: ReplayServer, own_redis: RedisProc, tm
     raw = raw_config(replay, own_redis.url, workers=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
-    worker = subprocess.Popen([sys.executable, "-m", "polystream.cli", "worker", "--config", str(path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        with ServerThread(create_app(load_config(path))) as server:
-            client = sdk(server)
-            rids = [client.responses.create(model="gpt-test", input="hi", background=True).id for _ in range(3)]
-            for rid in rids:
-                done = wait_done(client, rid, timeout=20)
-                assert done.status == "completed", done
-                assert done.output_text == LONG_TEXT
-            events = list(client.responses.create(model="gpt-test", input="hi", background=True, stream=True))
-            assert events[-1].type == "response.completed"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            out, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            out, _ = worker.communicate()
-    text = out.decode(errors="replace")
+    with worker_command(path) as worker, ServerThread(create_app(load_config(path))) as server:
+        client = sdk(server)
+        rids = [client.responses.create(model="gpt-test", input="hi", background=True).id for _ in range(3)]
+        for rid in rids:
+            done = wait_done(client, rid, timeout=20)
+            assert done.status == "completed", done
+            assert done.output_text == LONG_TEXT
+        events = list(client.responses.create(model="gpt-test", input="hi", background=True, stream=True))
+        assert events[-1].type == "response.completed"
+    text = worker.output
     assert worker.returncode == 0, text
     for secret in (USER_A, USER_B, MASTER_KEY, UPSTREAM_KEY):
         assert secret not in text

@@ -1,11 +1,14 @@
 """Helpers for the proxy tests (tests/test_server_*.py): upstream bodies, a redis-server fixture,
-and a store whose outage can be switched on. No tests here."""
+a `polystream worker` process, and a store whose outage can be switched on. No tests here."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -103,6 +106,31 @@ def redis_server() -> Iterator[RedisProc]:
 
 
 # ---------------------------------------------------------------- a store that can fail
+
+
+@dataclass
+class WorkerRun:
+    proc: subprocess.Popen[bytes]
+    output: str = ""  # stdout and stderr, once stopped
+    returncode: int | None = None
+
+
+@contextlib.contextmanager
+def worker_command(config_path: Path) -> Iterator[WorkerRun]:
+    """`polystream worker --config …` for the block, then stopped with SIGTERM (a draining stop)."""
+    proc = subprocess.Popen([sys.executable, "-m", "polystream.cli", "worker", "--config", str(config_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run = WorkerRun(proc)
+    try:
+        yield run
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        run.output, run.returncode = out.decode(errors="replace"), proc.returncode
 
 
 class DownableStore(MemoryStore):
