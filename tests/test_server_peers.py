@@ -261,39 +261,46 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
     background: dict[str, Any] = {"workers": True} | ({"peer_url": ""} if routing == "off" else {})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw_config(replay, redis_server.url, **background)))
-    with worker_command(path) as worker, ServerThread(create_app(load_config(path))) as b:
+    with ServerThread(create_app(load_config(path))) as b:
         store = service(b).store
         rid = create(b.url)
-        cursor, text, growing, most = 0, "", 0, 0
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=AUTH_A,
-                            timeout=10).json()
-            growing += bool(got["text"])
-            text, cursor = text + got["text"], got["cursor"]
-            if got["done"]:
-                break
-            most = max(most, log_len(redis_server.url, store, rid))
+        # Polled while no worker runs yet: queued, read from Redis (a watch signal then would
+        # reach a worker taking the job just after, and make it write eagerly for watch_ttl).
+        for _ in range(3):
+            queued = httpx.get(f"{b.url}/v1/responses/{rid}/poll", headers=AUTH_A, timeout=10).json()
+            assert queued["status"] == "queued" and queued["cursor"] > 0
             time.sleep(0.02)
-        assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
-        assert growing >= 5  # it grew poll by poll
-        if routing == "off":
-            assert most > 3 and service(b).peers is None  # eager writes, read from Redis
-        else:
-            assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
-            peer = service(b)._peer_of[rid]
-            assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
-            # a streamed read through the proxy is relayed from the worker
-            rid2 = create(b.url)
-            while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
-                time.sleep(0.005)  # taken by the worker: now it has an address
-            check_stream(stream_events(b.url, rid2))
-            assert service(b)._peer_of[rid2] == peer
-            # the port takes signed reads only
-            port_url = peer.partition("@")[2]
-            r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
-            assert r.status_code == 401 and r.json()["error"]["code"] == "peer_signature_required"
-            assert httpx.post(f"{port_url}/v1/responses", headers=AUTH_A, json={}, timeout=10).status_code in (404, 405)
+        with worker_command(path) as worker:
+            cursor, text, growing, most = 0, "", 0, 0
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got = httpx.get(f"{b.url}/v1/responses/{rid}/poll", params={"cursor": cursor}, headers=AUTH_A,
+                                timeout=10).json()
+                growing += bool(got["text"])
+                text, cursor = text + got["text"], got["cursor"]
+                if got["done"]:
+                    break
+                most = max(most, log_len(redis_server.url, store, rid))
+                time.sleep(0.02)
+            assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
+            assert growing >= 5  # it grew poll by poll
+            if routing == "off":
+                assert most > 3 and service(b).peers is None  # eager writes, read from Redis
+            else:
+                assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
+                peer = service(b)._peer_of[rid]
+                assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
+                # a streamed read through the proxy is relayed from the worker
+                rid2 = create(b.url)
+                while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
+                    time.sleep(0.005)  # taken by the worker: now it has an address
+                check_stream(stream_events(b.url, rid2))
+                assert service(b)._peer_of[rid2] == peer
+                # the port takes signed reads only
+                port_url = peer.partition("@")[2]
+                r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)
+                assert r.status_code == 401 and r.json()["error"]["code"] == "peer_signature_required"
+                assert httpx.post(f"{port_url}/v1/responses", headers=AUTH_A, json={}, timeout=10).status_code in (404, 405)
     assert worker.returncode == 0, worker.output
 
 

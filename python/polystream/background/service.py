@@ -35,6 +35,8 @@ log = logging.getLogger("polystream.background")
 
 _CACHE_KEEP = 256  # events a cached view keeps for polls that lag a little
 _STORE = object()  # a routed read's answer: "read the store instead"
+_QUEUED = object()  # "read the store this time, without a watch signal: nobody produces it yet"
+_WAITING = "(queued)"  # _peer_for: not started, so no producer to route to yet (never a "node@url")
 
 
 @dataclass
@@ -345,7 +347,7 @@ class ResponsesService:
             return None
         return snap
 
-    async def _view(self, owner: str, rid: str, cursor: int | None = None) -> View | None:
+    async def _view(self, owner: str, rid: str, cursor: int | None = None, watch: bool = True) -> View | None:
         """The response rebuilt from the store, via the cache (one store round trip). With
         `cursor`, the events from it on are retained until `trim()`."""
         cached = self._cache.get(rid)
@@ -354,7 +356,7 @@ class ResponsesService:
         after = cached.pos if cached is not None else None
         live = cached is None or not cached.terminal
         # Ask for eager writes unless reads of it go to the proxy producing it.
-        watch = live and not self._peer_of.get(rid)
+        watch = watch and live and not self._peer_of.get(rid)
         snap = await self._snapshot(owner, rid, after, log=live, watch=watch)
         if snap is None:
             self._cache.pop(rid, None)
@@ -378,7 +380,8 @@ class ResponsesService:
 
     async def _peer_for(self, owner: str, rid: str) -> str | None:
         """Where reads of `rid` go: the proxy producing it ("node@url"), "" for the store, None
-        if the owner has no such response. Learnt on the first look (metadata only), then kept."""
+        if the owner has no such response, _WAITING while it waits for a worker. Learnt on the
+        first look after it started (metadata only), then kept."""
         if self.peers is None:
             return ""
         peer = self._peer_of.get(rid)
@@ -394,7 +397,7 @@ class ResponsesService:
         assert self.peers is not None
         peer = snap.peer or ""
         if snap.status == "queued":
-            return ""  # read the store for now, and look again: the worker taking it may serve reads
+            return _WAITING  # read the store for now, and look again: the worker taking it may serve reads
         if peer == self.peers.me or snap.status in TERMINAL:
             peer = ""  # ours after all, or ended: the store holds all of it
         if len(self._peer_of) >= 4 * self.settings.cache_size:
@@ -408,8 +411,13 @@ class ResponsesService:
 
     async def _routed(self, owner: str, rid: str, target: str) -> Any:
         """A read of `rid` answered by the proxy producing it: its body (None: not found), or
-        _STORE when it has none or cannot answer (then the store is read, now and from then on)."""
+        _STORE when it has none or cannot answer (then the store is read, now and from then on),
+        or _QUEUED when nothing produces it yet (the store, this once, without a watch signal)."""
         peer = await self._peer_for(owner, rid)
+        if peer == _WAITING:
+            # If a worker takes it this instant, a watch signal sent now would make it write
+            # eagerly for watch_ttl although the next read goes to it.
+            return _QUEUED
         if not peer:
             return _STORE if peer == "" else None
         assert self.peers is not None
@@ -428,11 +436,10 @@ class ResponsesService:
         if p is not None:
             p.seal()
             return p.view.snapshot_json()
-        if forward:
-            got = await self._routed(owner, rid, f"/v1/responses/{rid}")
-            if got is not _STORE:
-                return got  # type: ignore[no-any-return]
-        view = await self._view(owner, rid)
+        got: Any = await self._routed(owner, rid, f"/v1/responses/{rid}") if forward else _STORE
+        if got is not _STORE and got is not _QUEUED:
+            return got  # type: ignore[no-any-return]
+        view = await self._view(owner, rid, watch=got is _STORE)
         return None if view is None else view.snapshot_json()
 
     async def poll(self, owner: str, rid: str, cursor: int = 0, forward: bool = True) -> dict[str, Any] | bytes | None:
@@ -448,11 +455,11 @@ class ResponsesService:
             p.seal()
             view = p.view
         else:
-            if forward:
-                routed = await self._routed(owner, rid, f"/v1/responses/{rid}/poll?cursor={cursor}")
-                if routed is not _STORE:
-                    return routed  # type: ignore[no-any-return]
-            got = await self._view(owner, rid, cursor)
+            target = f"/v1/responses/{rid}/poll?cursor={cursor}"
+            routed: Any = await self._routed(owner, rid, target) if forward else _STORE
+            if routed is not _STORE and routed is not _QUEUED:
+                return routed  # type: ignore[no-any-return]
+            got = await self._view(owner, rid, cursor, watch=routed is _STORE)
             if got is None:
                 return None
             view = got
@@ -491,7 +498,7 @@ class ResponsesService:
                 nxt = ev[0] + 1
             if p.view.terminal and not p.detached:
                 return
-        elif forward and (peer := await self._peer_for(owner, rid)):
+        elif forward and (peer := await self._peer_for(owner, rid)) and peer != _WAITING:
             # As the proxy producing it streams it; should that break off, the store takes over
             # from the last event relayed.
             assert self.peers is not None
