@@ -108,23 +108,24 @@ class PeerLink:
             raise Misdirected(node)
         return owner
 
-    def _signed_get(self, peer: str, owner: str, target: str) -> tuple[str, dict[str, str]]:
-        """The URL and headers of a GET of `target` (path and query) from `peer` for `owner`."""
+    def _signed_get(self, peer: str, owner: str, target: str) -> tuple[str, str, dict[str, str]]:
+        """The node to answer, the URL and the headers of a GET of `target` (path and query) from
+        `peer` for `owner`."""
         node, _, url = peer.partition("@")
-        return url + target, {HEADER: self.sign(node, owner, "GET", target)}
+        return node, url + target, {HEADER: self.sign(node, owner, "GET", target)}
 
     async def get(self, peer: str, owner: str, target: str) -> tuple[int, bytes] | None:
         """GET `target` from `peer` for `owner`: (status, body) as the peer answered it, or None
         if it could not be reached in time or someone else answered."""
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
-        url, headers = self._signed_get(peer, owner, target)
+        node, url, headers = self._signed_get(peer, owner, target)
         try:
             r = await async_client().get(url, headers=headers, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: read the store instead
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
             return None
-        if r.headers.get(NODE) != peer.partition("@")[0]:
+        if r.headers.get(NODE) != node:
             log.info("peer %s: answered by someone else (status %d): reading the store", url, r.status_code)
             return None
         return r.status_code, r.content
@@ -138,12 +139,12 @@ class PeerLink:
         from .._core import SSEDecoder
         from .._http import async_client
 
-        url, headers = self._signed_get(peer, owner, target)
+        node, url, headers = self._signed_get(peer, owner, target)
         timeout = httpx.Timeout(self.timeout, read=idle)
         decoder = SSEDecoder()
         try:
             async with async_client().stream("GET", url, headers=headers, timeout=timeout) as r:
-                if r.status_code != 200 or r.headers.get(NODE) != peer.partition("@")[0]:
+                if r.status_code != 200 or r.headers.get(NODE) != node:
                     raise PeerFailed(f"status {r.status_code} from {r.headers.get(NODE)!r}")
                 async for piece in r.aiter_raw():
                     for ev in decoder.feed(piece):

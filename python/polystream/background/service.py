@@ -35,8 +35,9 @@ log = logging.getLogger("polystream.background")
 
 _CACHE_KEEP = 256  # events a cached view keeps for polls that lag a little
 _STORE = object()  # a routed read's answer: "read the store instead"
-_QUEUED = object()  # "read the store this time, without a watch signal: nobody produces it yet"
-_WAITING = "(queued)"  # _peer_for: not started, so no producer to route to yet (never a "node@url")
+# Where reads of a response still queued go (_peer_for, _routed): the store this time, without a
+# watch signal (nothing produces it yet), and a fresh look next time. Never a "node@url".
+_QUEUED = "(queued)"
 
 
 @dataclass
@@ -380,7 +381,7 @@ class ResponsesService:
 
     async def _peer_for(self, owner: str, rid: str) -> str | None:
         """Where reads of `rid` go: the proxy producing it ("node@url"), "" for the store, None
-        if the owner has no such response, _WAITING while it waits for a worker. Learnt on the
+        if the owner has no such response, _QUEUED while it waits for a worker. Learnt on the
         first look after it started (metadata only), then kept."""
         if self.peers is None:
             return ""
@@ -397,7 +398,7 @@ class ResponsesService:
         assert self.peers is not None
         peer = snap.peer or ""
         if snap.status == "queued":
-            return _WAITING  # read the store for now, and look again: the worker taking it may serve reads
+            return _QUEUED  # read the store for now, and look again: the worker taking it may serve reads
         if peer == self.peers.me or snap.status in TERMINAL:
             peer = ""  # ours after all, or ended: the store holds all of it
         if len(self._peer_of) >= 4 * self.settings.cache_size:
@@ -414,7 +415,7 @@ class ResponsesService:
         _STORE when it has none or cannot answer (then the store is read, now and from then on),
         or _QUEUED when nothing produces it yet (the store, this once, without a watch signal)."""
         peer = await self._peer_for(owner, rid)
-        if peer == _WAITING:
+        if peer is _QUEUED:
             # If a worker takes it this instant, a watch signal sent now would make it write
             # eagerly for watch_ttl although the next read goes to it.
             return _QUEUED
@@ -498,7 +499,7 @@ class ResponsesService:
                 nxt = ev[0] + 1
             if p.view.terminal and not p.detached:
                 return
-        elif forward and (peer := await self._peer_for(owner, rid)) and peer != _WAITING:
+        elif forward and (peer := await self._peer_for(owner, rid)) and peer is not _QUEUED:
             # As the proxy producing it streams it; should that break off, the store takes over
             # from the last event relayed.
             assert self.peers is not None
