@@ -18,7 +18,9 @@ from polystream.background.peers import HEADER, NODE, PeerFailed, PeerLink
 from polystream.server import ServerThread, create_app, load_config, parse_config
 from polystream.testing import ReplayServer, Reply
 
-from .test_server_support import LONG_TEXT, USER_A, USER_B, RedisProc, free_port, upstream_body, worker_command
+from .test_server_support import (
+    LONG_TEXT, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_body, worker_command,
+)
 from .test_server_support import redis_server  # noqa: F401 - the shared redis-server fixture
 
 redis = pytest.importorskip("redis")
@@ -36,20 +38,14 @@ def replay() -> Iterator[ReplayServer]:
         yield server
 
 
-def raw_config(replay: ReplayServer, redis_url: str, **background: Any) -> dict[str, Any]:
+def lazy_config(replay: ReplayServer, redis_url: str, **background: Any) -> dict[str, Any]:
     # Lazy writes that never come on their own within a test: only the first output and the end
     # reach Redis unless a remote reader asks for eager writes.
-    return {
-        "model_list": [{"model_name": "gpt-test", "litellm_params": {
-            "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": "sk-upstream"}}],
-        "general_settings": {"master_key": "sk-master-0001"},
-        "polystream": {"keys": [USER_A, USER_B], "store": {"redis_url": redis_url},
-                       "background": {"lease": 2, "max_flush_delay": 60, "flush_bytes": 1 << 20, **background}},
-    }
+    return raw_config(replay, redis_url, max_flush_delay=60, flush_bytes=1 << 20, **background)
 
 
 def config(replay: ReplayServer, redis_url: str, **background: Any) -> Any:
-    return parse_config(raw_config(replay, redis_url, **background))
+    return parse_config(lazy_config(replay, redis_url, **background))
 
 
 def service(server: ServerThread) -> Any:
@@ -260,7 +256,7 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
     still queued, is sent again once the worker has it: the text still grows poll by poll."""
     background: dict[str, Any] = {"workers": True} | ({"peer_url": ""} if routing == "off" else {})
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw_config(replay, redis_server.url, **background)))
+    path.write_text(yaml.safe_dump(lazy_config(replay, redis_server.url, **background)))
     with ServerThread(create_app(load_config(path))) as b:
         store = service(b).store
         rid = create(b.url)

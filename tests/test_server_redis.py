@@ -21,7 +21,8 @@ from polystream.server import ServerThread, create_app, load_config, parse_confi
 from polystream.testing import ReplayServer, Reply
 
 from .test_server_support import (
-    LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, upstream_body, worker_command,
+    LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_body,
+    worker_command,
 )
 
 redis = pytest.importorskip("redis")
@@ -50,16 +51,6 @@ def own_redis() -> Iterator[RedisProc]:
 def with_signal(r: RedisProc, sig: int) -> None:
     assert r.proc is not None
     os.kill(r.proc.pid, sig)
-
-
-def raw_config(replay: ReplayServer, redis_url: str, **background: Any) -> dict[str, Any]:
-    return {
-        "model_list": [{"model_name": "gpt-test", "litellm_params": {
-            "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": UPSTREAM_KEY}}],
-        "general_settings": {"master_key": MASTER_KEY},
-        "polystream": {"keys": [USER_A, USER_B], "store": {"redis_url": redis_url},
-                       "background": {"lease": 2, **background}},
-    }
 
 
 def sdk(server: ServerThread, key: str = USER_A) -> openai.OpenAI:

@@ -108,6 +108,18 @@ def redis_server() -> Iterator[RedisProc]:
 # ---------------------------------------------------------------- a store that can fail
 
 
+def raw_config(replay: Any, redis_url: str, **background: Any) -> dict[str, Any]:
+    """A proxy config (as the YAML would hold it) on `redis_url`: model gpt-test upstream at the
+    replay server's OpenAI route, the master key, keys A and B, background settings over lease 2."""
+    return {
+        "model_list": [{"model_name": "gpt-test", "litellm_params": {
+            "model": "openai/gpt-test", "api_base": replay.base_url("openai"), "api_key": UPSTREAM_KEY}}],
+        "general_settings": {"master_key": MASTER_KEY},
+        "polystream": {"keys": [USER_A, USER_B], "store": {"redis_url": redis_url},
+                       "background": {"lease": 2, **background}},
+    }
+
+
 @dataclass
 class WorkerRun:
     proc: subprocess.Popen[bytes]
