@@ -151,7 +151,7 @@ def test_a_job_whose_worker_died_before_starting_it_is_claimed(redis_url: str, u
 
 
 def test_an_idle_worker_waits_for_jobs_in_long_reads_and_stops_at_once(redis_url: str, upstream: ReplayServer) -> None:  # noqa: F811
-    """An idle worker blocks for jobs for a whole claim period (here 10 s: few commands a
+    """An idle worker blocks for jobs for a whole claim period (here 20 s: few commands a
     minute reach Redis), yet a stop cancels that wait rather than sitting it out, and a job
     queued during the wait starts at once."""
     from polystream.background.worker import serve_worker

@@ -262,10 +262,18 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
         rid = create(b.url)
         # Polled while no worker runs yet: queued, read from Redis (a watch signal then would
         # reach a worker taking the job just after, and make it write eagerly for watch_ttl).
-        for _ in range(3):
+        # After the first poll each costs one metadata read; routed, the log is not read again
+        # (the queued entry is cached), unrouted it is read from the cached position on.
+        r = redis.Redis.from_url(redis_server.url)
+        for i in range(3):
+            if i == 1:
+                r.config_resetstat()
             queued = httpx.get(f"{b.url}/v1/responses/{rid}/poll", headers=AUTH_A, timeout=10).json()
             assert queued["status"] == "queued" and queued["cursor"] > 0
             time.sleep(0.02)
+        calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
+        r.close()
+        assert calls.get("hmget") == 2 and calls.get("xrange", 0) == (0 if routing == "on" else 2), calls
         with worker_command(path) as worker:
             cursor, text, growing, most = 0, "", 0, 0
             deadline = time.monotonic() + 20

@@ -348,12 +348,18 @@ class ResponsesService:
             return None
         return snap
 
-    async def _view(self, owner: str, rid: str, cursor: int | None = None, watch: bool = True) -> View | None:
+    async def _view(
+        self, owner: str, rid: str, cursor: int | None = None, watch: bool = True, queued: bool = False
+    ) -> View | None:
         """The response rebuilt from the store, via the cache (one store round trip). With
-        `cursor`, the events from it on are retained until `trim()`."""
+        `cursor`, the events from it on are retained until `trim()`. `queued`: the owner's
+        metadata, just read, says it still waits for a worker, so its log is the one entry a
+        cached view already holds: no second round trip."""
         cached = self._cache.get(rid)
         if cached is not None and cursor is not None and cached.since(cursor) is None:
             cached = None  # the poller is further behind than the cache remembers
+        if queued and cached is not None and not cached.terminal:
+            return cached
         after = cached.pos if cached is not None else None
         live = cached is None or not cached.terminal
         # Ask for eager writes unless reads of it go to the proxy producing it.
@@ -440,7 +446,7 @@ class ResponsesService:
         got: Any = await self._routed(owner, rid, f"/v1/responses/{rid}") if forward else _STORE
         if got is not _STORE and got is not _QUEUED:
             return got  # type: ignore[no-any-return]
-        view = await self._view(owner, rid, watch=got is _STORE)
+        view = await self._view(owner, rid, watch=got is _STORE, queued=got is _QUEUED)
         return None if view is None else view.snapshot_json()
 
     async def poll(self, owner: str, rid: str, cursor: int = 0, forward: bool = True) -> dict[str, Any] | bytes | None:
@@ -460,7 +466,7 @@ class ResponsesService:
             routed: Any = await self._routed(owner, rid, target) if forward else _STORE
             if routed is not _STORE and routed is not _QUEUED:
                 return routed  # type: ignore[no-any-return]
-            got = await self._view(owner, rid, cursor, watch=routed is _STORE)
+            got = await self._view(owner, rid, cursor, watch=routed is _STORE, queued=routed is _QUEUED)
             if got is None:
                 return None
             view = got
