@@ -342,3 +342,30 @@ def test_peer_link_learns_the_address_a_client_reached() -> None:
     none.learn(None)  # a Unix socket: no address to give
     assert none.me is None
     assert PeerLink(b"s", "").me is None
+
+
+def test_a_peer_that_cannot_be_reached_is_not_asked_again_for_a_while() -> None:
+    """Down means: nobody listens (refused), or someone else answers at the address. Reads of the
+    node's other responses then go to the store at once, until `down_for` has passed."""
+    import asyncio
+
+    async def main() -> None:
+        link = PeerLink(b"s", down_for=0.3)
+        nobody = f"{'a' * 16}@http://127.0.0.1:{free_port()}"
+        assert await link.get(nobody, "o", "/v1/responses/resp_x") is None
+        assert link.is_down(nobody)
+        with ReplayServer() as stranger:  # answers every path with a 404 that names no node
+            peer = f"{'b' * 16}@{stranger.url}"
+            assert await link.get(peer, "o", "/v1/responses/resp_x") is None
+            assert len(stranger.requests) == 1 and link.is_down(peer)
+            assert await link.get(peer, "o", "/v1/responses/resp_y") is None
+            with pytest.raises(PeerFailed):
+                async for _ in link.events(peer, "o", "/v1/responses/resp_y?stream=true", idle=1):
+                    pass
+            assert len(stranger.requests) == 1  # neither read went out
+            await asyncio.sleep(0.35)
+            assert not link.is_down(peer)
+            assert await link.get(peer, "o", "/v1/responses/resp_z") is None
+            assert len(stranger.requests) == 2  # asked again once the memory lapsed
+
+    asyncio.run(main())

@@ -17,7 +17,9 @@ A checks that the node is itself. If not, the address now belongs to another pro
 answers 421. A answers a peer request as it would the owner, names itself in the answer (NODE,
 so that B never takes a stranger's reply for A's), and never forwards it again. When A cannot be
 reached, misdirects or fails, B reads the store from then on and asks for eager writes (the
-watch signal).
+watch signal). A node that could not be reached, or whose address someone else answers, is
+remembered as down for `down_for` seconds: reads of its other responses go straight to the store
+instead of each paying a refused connection, or a whole timeout if the port is filtered.
 
 `polystream worker` serves the same reads of the responses it produces on a port of its own
 (server/peer_reads.py) and records that address when it takes a job.
@@ -41,6 +43,7 @@ __all__ = ["HEADER", "NODE", "Misdirected", "PeerFailed", "PeerLink"]
 HEADER = "x-polystream-peer"
 NODE = "x-polystream-node"  # on the answer to a routed read: the node that answered
 MAX_SKEW = 60  # seconds a signed request stays valid (the proxies' clocks must agree this well)
+_MAX_DOWN = 1024  # peers remembered as down (oldest forgotten first)
 _SEQ = re.compile(rb'"sequence_number":(\d+)\}$')
 
 log = logging.getLogger("polystream.background")
@@ -67,11 +70,27 @@ class PeerLink:
     `url`: where other proxies reach this one (`http://host:port`). None means not known yet:
     `learn()` takes it from the socket a create arrived on. "" means never advertise."""
 
-    def __init__(self, secret: bytes, url: str | None = None, timeout: float = 2.0) -> None:
+    def __init__(self, secret: bytes, url: str | None = None, timeout: float = 2.0, down_for: float = 30.0) -> None:
         self.node = secrets.token_hex(8)
         self._key = hmac.new(secret, b"polystream-peer-v1", hashlib.sha256).digest()
         self.url = url.rstrip("/") if url else url
         self.timeout = timeout
+        self.down_for = down_for
+        self._down: dict[str, float] = {}  # peer -> time.monotonic() until which it counts as down
+
+    def is_down(self, peer: str) -> bool:
+        until = self._down.get(peer)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._down[peer]
+        return False
+
+    def _mark_down(self, peer: str) -> None:
+        if len(self._down) >= _MAX_DOWN:
+            self._down.pop(next(iter(self._down)))
+        self._down[peer] = time.monotonic() + self.down_for
 
     @property
     def me(self) -> str | None:
@@ -119,14 +138,21 @@ class PeerLink:
         if it could not be reached in time or someone else answered."""
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
+        if self.is_down(peer):
+            return None
+        import httpx
+
         node, url, headers = self._signed_get(peer, owner, target)
         try:
             r = await async_client().get(url, headers=headers, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: read the store instead
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
+            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                self._mark_down(peer)  # not a slow answer: nobody there
             return None
         if r.headers.get(NODE) != node:
             log.info("peer %s: answered by someone else (status %d): reading the store", url, r.status_code)
+            self._mark_down(peer)
             return None
         return r.status_code, r.content
 
@@ -139,11 +165,15 @@ class PeerLink:
         from .._core import SSEDecoder
         from .._http import async_client
 
+        if self.is_down(peer):
+            raise PeerFailed("down")
         node, url, headers = self._signed_get(peer, owner, target)
         timeout = httpx.Timeout(self.timeout, read=idle)
         decoder = SSEDecoder()
         try:
             async with async_client().stream("GET", url, headers=headers, timeout=timeout) as r:
+                if r.headers.get(NODE) != node:
+                    self._mark_down(peer)
                 if r.status_code != 200 or r.headers.get(NODE) != node:
                     raise PeerFailed(f"status {r.status_code} from {r.headers.get(NODE)!r}")
                 async for piece in r.aiter_raw():
@@ -153,5 +183,8 @@ class PeerLink:
                         if ev.event == "message" or seq is None:  # an error event (or not ours)
                             raise PeerFailed(ev.data[:200])
                         yield seq, ev.event, data
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self._mark_down(peer)
+            raise PeerFailed(type(exc).__name__) from exc
         except httpx.HTTPError as exc:
             raise PeerFailed(type(exc).__name__) from exc
