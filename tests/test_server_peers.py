@@ -5,6 +5,7 @@ store when that proxy cannot answer."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,14 @@ def stream_events(url: str, rid: str, after: int = -1) -> list[dict[str, Any]]:
     return out
 
 
+def create_streamed(url: str) -> list[dict[str, Any]]:
+    """Every event of `POST /v1/responses` with background and stream through `url`."""
+    body = {"model": "gpt-test", "input": "hi", "background": True, "stream": True}
+    with httpx.stream("POST", url + "/v1/responses", json=body, headers=AUTH_A, timeout=15) as r:
+        assert r.status_code == 200, r.read()
+        return [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+
+
 def check_stream(events: list[dict[str, Any]]) -> None:
     """A whole stream: sequence numbers 0, 1, … with no gap or repeat, the deltas add up to the
     upstream's text, and it ends completed."""
@@ -253,7 +262,9 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
     """`polystream worker` serves routed reads too: a poll through the proxy that queued the job
     is answered from the worker's memory, and Redis sees only its lazy writes. With routing off
     (`peer_url: ""`) the poller reads Redis, and its watch signal, first sent while the job was
-    still queued, is sent again once the worker has it: the text still grows poll by poll."""
+    still queued, is sent again once the worker has it: the text still grows poll by poll. Streams
+    opened while the response is queued switch to the worker once it has it (routed), or ask it
+    for eager writes then (not routed)."""
     background: dict[str, Any] = {"workers": True} | ({"peer_url": ""} if routing == "off" else {})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(lazy_config(replay, redis_server.url, **background)))
@@ -274,6 +285,15 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
         calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
         r.close()
         assert calls.get("hmget") == 2 and calls.get("xrange", 0) == (0 if routing == "on" else 2), calls
+        # Streams that start while their response is queued (a retrieve, and a create with
+        # stream: true): from the store until the worker has it, then (routed) relayed from it.
+        rid2 = create(b.url)
+        streamed: list[Any] = []
+        followers = [threading.Thread(target=lambda: streamed.append(stream_events(b.url, rid2))),
+                     threading.Thread(target=lambda: streamed.append(create_streamed(b.url)))]
+        for t in followers:
+            t.start()
+        time.sleep(0.2)
         with worker_command(path) as worker:
             cursor, text, growing, most = 0, "", 0, 0
             deadline = time.monotonic() + 20
@@ -288,18 +308,24 @@ def test_reads_of_a_workers_response_are_answered_by_the_worker(
                 time.sleep(0.02)
             assert got["done"] and got["status"] == "completed" and text == LONG_TEXT
             assert growing >= 5  # it grew poll by poll
+            for t in followers:
+                t.join(20)
+            assert len(streamed) == 2
+            for events in streamed:
+                check_stream(events)
+            rids = [rid2, streamed[0][-1]["response"]["id"], streamed[1][-1]["response"]["id"]]
+            assert rids[0] in rids[1:] and len(set(rids)) == 2
             if routing == "off":
                 assert most > 3 and service(b).peers is None  # eager writes, read from Redis
+                for r2 in set(rids):  # the followers asked for eager writes once the worker had it
+                    assert log_len(redis_server.url, store, r2) > 3
             else:
                 assert 0 < most <= 3, most  # create, start, first output: the worker was never asked to write eagerly
                 peer = service(b)._peer_of[rid]
                 assert peer.partition("@")[2].startswith("http://127.0.0.1:")  # the worker's read port
-                # a streamed read through the proxy is relayed from the worker
-                rid2 = create(b.url)
-                while httpx.get(f"{b.url}/v1/responses/{rid2}", headers=AUTH_A, timeout=10).json()["status"] == "queued":
-                    time.sleep(0.005)  # taken by the worker: now it has an address
-                check_stream(stream_events(b.url, rid2))
-                assert service(b)._peer_of[rid2] == peer
+                for r2 in set(rids):  # the followers switched to the worker, so it wrote lazily
+                    assert service(b)._peer_of[r2] == peer
+                    assert log_len(redis_server.url, store, r2) <= 3
                 # the port takes signed reads only
                 port_url = peer.partition("@")[2]
                 r = httpx.get(f"{port_url}/v1/responses/{rid}", headers=AUTH_A, timeout=10)

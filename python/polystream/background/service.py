@@ -289,7 +289,7 @@ class ResponsesService:
         p = await self._start(prep)
         rid = prep.init["id"]
         if prep.background or p is None:
-            async for ev in self._follow(owner, rid, -1):
+            async for ev in self._follow(owner, rid, -1, forward=True):
                 yield ev  # leaving does not stop a background response
             return
         try:
@@ -320,8 +320,6 @@ class ResponsesService:
             p.final = fail_record("server_error", msg, int(time.time()))
         if await p.begin(self.peers.me if self.peers is not None else None) != OK:
             return False
-        if init["request"].get("stream"):
-            p.watch()  # created with stream: true, so a proxy is following it live: write eagerly
         self._launch(p)
         return True
 
@@ -505,42 +503,51 @@ class ResponsesService:
                 nxt = ev[0] + 1
             if p.view.terminal and not p.detached:
                 return
-        elif forward and (peer := await self._peer_for(owner, rid)) and peer is not _QUEUED:
-            # As the proxy producing it streams it; should that break off, the store takes over
-            # from the last event relayed.
-            assert self.peers is not None
-            idle = max(10.0, 3 * self.settings.lease)
-            target = f"/v1/responses/{rid}?stream=true&starting_after={nxt - 1}"
-            try:
-                async with contextlib.aclosing(self.peers.events(peer, owner, target, idle)) as relayed:
-                    async for ev in relayed:
+        # Relayed from the process producing it, as that process streams it. While it is queued,
+        # from the store, and again relayed once a worker has it; should a relay break off, the
+        # store takes over from the last event relayed.
+        relay = forward and p is None and self.peers is not None
+        while True:
+            if relay:
+                peer = await self._peer_for(owner, rid)
+                relay = peer is _QUEUED  # look again when it starts
+                if peer and not relay:
+                    assert self.peers is not None
+                    idle = max(10.0, 3 * self.settings.lease)
+                    target = f"/v1/responses/{rid}?stream=true&starting_after={nxt - 1}"
+                    try:
+                        async with contextlib.aclosing(self.peers.events(peer, owner, target, idle)) as relayed:
+                            async for ev in relayed:
+                                yield ev
+                                nxt = ev[0] + 1
+                        return
+                    except PeerFailed as exc:
+                        self._peer_failed(rid, exc)
+            # From the store: replay, then tail the log until the terminal entry.
+            snap = await self._snapshot(owner, rid, None)
+            if snap is None or not snap.entries:
+                return
+            view, evs = View.from_entries(snap.entries, keep=0)
+            while True:
+                for ev in evs:
+                    if ev[0] >= nxt:
                         yield ev
                         nxt = ev[0] + 1
-                return
-            except PeerFailed as exc:
-                self._peer_failed(rid, exc)
-        # From the store: replay, then tail the log until the terminal entry.
-        snap = await self._snapshot(owner, rid, None)
-        if snap is None or not snap.entries:
-            return
-        view, evs = View.from_entries(snap.entries, keep=0)
-        while True:
-            for ev in evs:
-                if ev[0] >= nxt:
-                    yield ev
-                    nxt = ev[0] + 1
-            if view.terminal:
-                return
-            assert view.pos is not None
-            if self._should_watch(rid):
-                await self.store.watch(rid)
-            entries = await self.store.tail(rid, view.pos, self.settings.tail_block)
-            if not entries:  # quiet: is the producer still alive? is the response still there?
-                snap = await self._snapshot(owner, rid, view.pos)
-                if snap is None:
+                if view.terminal:
                     return
-                entries = snap.entries
-            evs = view.apply_entries(entries)
+                if view.status != "queued":
+                    if relay:
+                        break  # a worker took it: where are its reads served?
+                    if self._should_watch(rid):  # (no watch while queued: nobody would hear it)
+                        await self.store.watch(rid)
+                assert view.pos is not None
+                entries = await self.store.tail(rid, view.pos, self.settings.tail_block)
+                if not entries:  # quiet: is the producer still alive? is the response still there?
+                    snap = await self._snapshot(owner, rid, view.pos)
+                    if snap is None:
+                        return
+                    entries = snap.entries
+                evs = view.apply_entries(entries)
 
     # -- cancel / delete ----------------------------------------------------------------------
     async def cancel(self, owner: str, rid: str) -> bytes | None:
