@@ -114,14 +114,18 @@ def test_begin_is_a_compare_and_set(make_store: Any) -> None:
             await store.create(rid, "o", 1, dumps([{"i": init(rid)}]), None, 5)  # queued, for a worker
             snap = await store.read(rid)
             assert snap is not None and snap.status == "queued" and not snap.leased and not snap.lapsed
-            assert await store.begin(rid, "w1", 5, dumps([START])) == OK
-            assert await store.begin(rid, "w1", 5, dumps([START])) == OK  # a retry by the same worker
-            assert await store.begin(rid, "w2", 5, dumps([START])) == TAKEN
-            assert await store.begin("resp_" + "q" * 26, "w2", 5, dumps([START])) == GONE
+            # Taking it hands the worker what it runs: the owner and the request (entry 1).
+            taken = (OK, "o", dumps([{"i": init(rid)}]))
+            assert await store.begin(rid, "w1", 5, dumps([START])) == taken
+            assert await store.begin(rid, "w1", 5, dumps([START])) == taken  # a retry by the same worker
+            assert await store.begin(rid, "w2", 5, dumps([START])) == (TAKEN, "", b"")
+            assert await store.begin("resp_" + "q" * 26, "w2", 5, dumps([START])) == (GONE, "", b"")
+            snap = await store.read(rid)
+            assert snap is not None and snap.status == "in_progress" and [e[0] for e in snap.entries] == [1, 2]
             gone = rid_()
             await store.create(gone, "o", 1, dumps([{"i": init(gone)}]), None, 5)
             assert await store.cancel(gone, dumps([{"e": "cancel", "now": 1}])) == OK
-            assert await store.begin(gone, "w1", 5, dumps([START])) == "cancelled"  # cancelled while queued
+            assert (await store.begin(gone, "w1", 5, dumps([START])))[0] == "cancelled"  # cancelled while queued
 
     run(main())
 
@@ -194,7 +198,7 @@ def test_redis_keys_are_short_and_their_tags_collision_free(redis_url: str) -> N
             assert await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5) == OK
             assert await store.create(rid, "o", 1, dumps([{"i": init(rid)}, START]), "tok", 5) == OK  # a retry
             assert await store.create(twin, "o", 1, dumps([{"i": init(twin)}]), None, 5) == TAKEN
-            assert await store.read(twin) is None and await store.begin(twin, "w", 5, dumps([START])) == GONE
+            assert await store.read(twin) is None and (await store.begin(twin, "w", 5, dumps([START])))[0] == GONE
             assert await store.cancel(twin, dumps([{"e": "cancel", "now": 1}])) == GONE
             snap = await store.read(rid)
             assert snap is not None and snap.status == "in_progress" and snap.lease_alive

@@ -81,19 +81,20 @@ class MemoryStore(Store):
         self._data[rid] = r
         return OK
 
-    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
+    async def begin(self, rid: str, token: str, lease: float, start: bytes,
+                    peer: str | None = None) -> tuple[str, str, bytes]:
         r = self._open(rid)
         if isinstance(r, str):
-            return r
+            return r, "", b""
         now = time.monotonic()
         if r.status == "in_progress" and r.token == token:
-            return OK  # a retry (as RedisStore sees it)
+            return OK, r.owner, r.entries[0][1]  # a retry (as RedisStore sees it)
         if r.status != "queued" or (r.lease_alive(now) and r.token != token):
-            return TAKEN
+            return TAKEN, "", b""
         r.status, r.leased, r.token, r.lease_until = "in_progress", True, token, now + lease
         r.push(2, start)
         self._touch(r)
-        return OK
+        return OK, r.owner, r.entries[0][1]
 
     async def append(self, rid: str, pos: int, payload: bytes) -> bool:
         r = self._get(rid)

@@ -104,14 +104,6 @@ class Producer:
         self.done = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def begin(self, peer: str | None = None) -> str:
-        """Take the response in the store: OK, or why not (TAKEN, GONE, a terminal status).
-        `peer`: where this process takes reads routed to it (recorded with the response)."""
-        res = await self.store.begin(self.rid, self.token, self.settings.lease, dumps([START]), peer)
-        if res == OK:
-            self._apply([START])
-        return res
-
     async def run(self) -> None:
         self.last_write = time.monotonic() - self.settings.snapshot_interval
         if self.final is None and not self.detached:  # not ended before it started

@@ -80,14 +80,18 @@ _BEGIN = _HEAD + """
 if not s then return 'gone' end
 if T[s] then return s end
 local cur = redis.call('GET', KEYS[3])
-if s == 'in_progress' and cur == ARGV[1] then return 'ok' end
+local function taken()  -- what the worker needs to run it: the owner and the request (entry 1)
+  local first = redis.call('XRANGE', KEYS[2], '1', '1')
+  return {'ok', redis.call('HGET', KEYS[1], 'o'), first[1] and first[1][2][2] or ''}
+end
+if s == 'in_progress' and cur == ARGV[1] then return taken() end
 if s ~= 'queued' or (cur and cur ~= ARGV[1]) then return 'taken' end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[1], 's', 'in_progress')
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[5]) end
 redis.pcall('XADD', KEYS[2], '2', 'd', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 'ok'
+return taken()
 """
 
 # ARGV: token, lease_ms, ttl
@@ -279,10 +283,14 @@ class RedisStore(Store):
             args: list[Any] = [owner, init, token or "", int(lease * 1000), self._ttl(), peer or ""]
             return _str(await self._create(keys=self.keys(rid), args=args))
 
-    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
+    async def begin(self, rid: str, token: str, lease: float, start: bytes,
+                    peer: str | None = None) -> tuple[str, str, bytes]:
         with _guard():
-            args = [token, int(lease * 1000), self._ttl(), start, peer or ""]
-            return _str(await self._begin(keys=self.keys(rid), args=args))
+            args: list[Any] = [token, int(lease * 1000), self._ttl(), start, peer or ""]
+            got: Any = await self._begin(keys=self.keys(rid), args=args)
+        if isinstance(got, list):
+            return OK, _str(got[1]), bytes(got[2])
+        return _str(got), "", b""
 
     async def append(self, rid: str, pos: int, payload: bytes) -> bool:
         log_key = self.keys(rid)[1]

@@ -90,7 +90,7 @@ class _NullStore(Store):
     ttl = 0.0
 
     async def create(self, *a: Any) -> str: return OK
-    async def begin(self, *a: Any) -> str: return OK
+    async def begin(self, *a: Any) -> tuple[str, str, bytes]: return OK, "", b""
     async def append(self, *a: Any) -> bool: return True
     async def renew(self, *a: Any) -> str: return OK
     async def finish(self, *a: Any) -> str: return OK
@@ -302,24 +302,23 @@ class ResponsesService:
     async def run_job(self, rid: str) -> bool:
         """Worker side: take a queued response and start producing it. False if it is not
         queued (cancelled, taken, gone). StoreUnavailable propagates (retry the job later)."""
-        snap = await self.store.read(rid, None)
-        if snap is None or snap.status != "queued" or not snap.entries:
-            return False
-        init = loads(snap.entries[0][1])[0]["i"]
         token = secrets.token_hex(8)
-        prep = _Prepared(snap.owner, init, None, True, True)
+        peer = self.peers.me if self.peers is not None else None
+        res, owner, first = await self.store.begin(rid, token, self.settings.lease, dumps([START]), peer)
+        if res != OK or not first:  # (no request to run: its lease lapses, and it reads as failed)
+            return False
+        init = loads(first)[0]["i"]
+        prep = _Prepared(owner, init, None, True, True)
         try:
             model, kwargs = self.models.resolve(init["model"])
             messages, params = to_chat(init["request"])
             prep.call = (model, messages, {**kwargs, **params})
-            p = self._producer(prep, token)
+            p = self._producer(prep, token, begun=True)
         except (KeyError, ValueError) as exc:
             prep.call = ("", [], {})
-            p = self._producer(prep, token)
+            p = self._producer(prep, token, begun=True)
             msg = f"model {init['model']!r} is not configured on this worker" if isinstance(exc, KeyError) else str(exc)
             p.final = fail_record("server_error", msg, int(time.time()))
-        if await p.begin(self.peers.me if self.peers is not None else None) != OK:
-            return False
         self._launch(p)
         return True
 

@@ -87,10 +87,12 @@ class Store(abc.ABC):
         short key tag is in use by another response); create it again under a fresh id."""
 
     @abc.abstractmethod
-    async def begin(self, rid: str, token: str, lease: float, start: bytes, peer: str | None = None) -> str:
+    async def begin(self, rid: str, token: str, lease: float, start: bytes,
+                    peer: str | None = None) -> tuple[str, str, bytes]:
         """queued → in_progress under lease `token`, appending `start` at position 2; `peer` as in
-        `create` (the worker taking it, when it serves routed reads).
-        OK, or TAKEN (another producer has it), GONE, or the terminal status it already has."""
+        `create` (the worker taking it, when it serves routed reads). (OK, owner, the entry at
+        position 1: the request), so taking a job is one round trip; or (TAKEN: another producer
+        has it, GONE, or the terminal status it already has; "", b"")."""
 
     @abc.abstractmethod
     async def append(self, rid: str, pos: int, payload: bytes) -> bool:
