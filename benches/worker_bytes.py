@@ -7,7 +7,8 @@ client polls a proxy for a response a worker produces.
 
 One proxy (`polystream serve`'s app, `workers: true`) and one `polystream worker` process on one
 Redis, the replay server upstream sending one ~4-byte token per chunk at `--rate` tokens/s. For
-each response a client creates it through the proxy and polls `/poll` every 10 ms to the end.
+each response a client creates it through the proxy and polls `/poll` every 10 ms to the end
+(after one such response that is not counted: the processes' one-time set-up).
 Two runs: "routed" (the worker serves the reads proxies route to it, server/peer_reads.py, the
 default) and "store" (`background.peer_url: ""`: the proxy reads Redis and asks the worker for
 eager writes). Bytes = Redis `INFO stats` total_net_input_bytes delta over the response (every
@@ -110,6 +111,10 @@ def main() -> None:
                                            "--log-level", "warning"])
                 try:
                     with ServerThread(create_app(load_config(path))) as proxy:
+                        # Not counted: the first response after the processes start also carries
+                        # their one-time set-up (the consumer group, each Lua script's first load:
+                        # ≈ 4 B/B more here).
+                        poll_one(proxy.url, r, pieces, upstream)
                         rows = []
                         for _ in range(args.responses):
                             rows.append(poll_one(proxy.url, r, pieces, upstream))
