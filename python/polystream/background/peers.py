@@ -136,12 +136,12 @@ class PeerLink:
     async def get(self, peer: str, owner: str, target: str) -> tuple[int, bytes] | None:
         """GET `target` from `peer` for `owner`: (status, body) as the peer answered it, or None
         if it could not be reached in time or someone else answered."""
+        import httpx
+
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
         if self.is_down(peer):
             return None
-        import httpx
-
         node, url, headers = self._signed_get(peer, owner, target)
         try:
             r = await async_client().get(url, headers=headers, timeout=self.timeout)
