@@ -431,6 +431,17 @@ class ResponsesService:
         self._peer_failed(rid, "unreachable" if got is None else got[0])
         return _STORE
 
+    async def _elsewhere(
+        self, owner: str, rid: str, target: str, forward: bool, cursor: int | None = None
+    ) -> View | bytes | None:
+        """A plain read of a response this process does not produce: the producing process's
+        answer to `target` (bytes; None: not found) when it is routed there (`forward`), else the
+        view rebuilt from the store (None: not found)."""
+        routed: Any = await self._routed(owner, rid, target) if forward else _STORE
+        if routed is not _STORE and routed is not _QUEUED:
+            return routed  # type: ignore[no-any-return]
+        return await self._view(owner, rid, cursor, watch=routed is _STORE, queued=routed is _QUEUED)
+
     async def retrieve(self, owner: str, rid: str, forward: bool = True) -> bytes | None:
         """The Response JSON. `forward`: may route to the producing proxy (not for a read that
         was itself routed here)."""
@@ -440,11 +451,8 @@ class ResponsesService:
         if p is not None:
             p.seal()
             return p.view.snapshot_json()
-        got: Any = await self._routed(owner, rid, f"/v1/responses/{rid}") if forward else _STORE
-        if got is not _STORE and got is not _QUEUED:
-            return got  # type: ignore[no-any-return]
-        view = await self._view(owner, rid, watch=got is _STORE, queued=got is _QUEUED)
-        return None if view is None else view.snapshot_json()
+        got = await self._elsewhere(owner, rid, f"/v1/responses/{rid}", forward)
+        return got.snapshot_json() if isinstance(got, View) else got
 
     async def poll(self, owner: str, rid: str, cursor: int = 0, forward: bool = True) -> dict[str, Any] | bytes | None:
         """{"id", "status", "cursor", "text", "events", "done"}: the events with
@@ -459,13 +467,9 @@ class ResponsesService:
             p.seal()
             view = p.view
         else:
-            target = f"/v1/responses/{rid}/poll?cursor={cursor}"
-            routed: Any = await self._routed(owner, rid, target) if forward else _STORE
-            if routed is not _STORE and routed is not _QUEUED:
-                return routed  # type: ignore[no-any-return]
-            got = await self._view(owner, rid, cursor, watch=routed is _STORE, queued=routed is _QUEUED)
-            if got is None:
-                return None
+            got = await self._elsewhere(owner, rid, f"/v1/responses/{rid}/poll?cursor={cursor}", forward, cursor)
+            if not isinstance(got, View):
+                return got
             view = got
         events = view.since(cursor) or []
         if p is None:
