@@ -17,10 +17,10 @@ import yaml
 
 from polystream.background.peers import HEADER, NODE, PeerFailed, PeerLink
 from polystream.server import ServerThread, create_app, load_config, parse_config
-from polystream.testing import ReplayServer, Reply
+from polystream.testing import ReplayServer
 
 from .test_server_support import (
-    LONG_TEXT, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_body, worker_command,
+    LONG_TEXT, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_server, worker_command,
 )
 from .test_server_support import redis_server  # noqa: F401 - the shared redis-server fixture
 
@@ -33,9 +33,7 @@ AUTH_B = {"authorization": f"Bearer {USER_B}"}
 
 @pytest.fixture(scope="module")
 def replay() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        # ≈ 0.6 s of output: long enough to poll it while it grows
-        server.serve_fixture("openai", Reply(upstream_body(), split="event", delay=0.01))
+    with upstream_server(0.01) as server:  # ≈ 0.6 s of output: long enough to poll it while it grows
         yield server
 
 

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from polystream.server import ServerThread, create_app, load_config, parse_config
-from polystream.testing import ReplayServer, Reply
+from polystream.testing import ReplayServer
 
 from .test_server_support import (
-    LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_body,
+    LONG_TEXT, MASTER_KEY, UPSTREAM_KEY, USER_A, USER_B, RedisProc, free_port, raw_config, upstream_server,
     worker_command,
 )
 
@@ -33,8 +33,7 @@ AUTH = {"authorization": f"Bearer {USER_A}"}
 
 @pytest.fixture(scope="module")
 def replay() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        server.serve_fixture("openai", Reply(upstream_body(), split="event", delay=0.003))
+    with upstream_server(0.003) as server:
         yield server
 
 

@@ -42,6 +42,17 @@ def upstream_body(text: str = LONG_TEXT, model: str = "gpt-upstream") -> bytes:
     return mock_body(text, model)
 
 
+@contextlib.contextmanager
+def upstream_server(delay: float) -> Iterator[Any]:
+    """A replay server streaming `upstream_body()` as OpenAI chat, one SSE event per write, `delay`
+    seconds apart (the modules' upstream, each with the pace its tests need)."""
+    from polystream.testing import ReplayServer, Reply
+
+    with ReplayServer() as server:
+        server.serve_fixture("openai", Reply(upstream_body(), split="event", delay=delay))
+        yield server
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
