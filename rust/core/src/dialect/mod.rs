@@ -75,7 +75,11 @@ pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
 /// Validate a payload's UTF-8 once for the whole payload: parsing from `&str` then skips
 /// serde_json's per-string validation (one `from_utf8` call per key and value, the largest cost measured).
 pub(crate) fn json_text<'a>(dialect: &'static str, data: &'a [u8]) -> Result<&'a str> {
-    std::str::from_utf8(data).map_err(|e| invalid_json(dialect, data, e.to_string()))
+    match simdutf8::basic::from_utf8(data) {
+        Ok(text) => Ok(text),
+        // The fast check says only "invalid"; std says where, for the error message.
+        Err(_) => std::str::from_utf8(data).map_err(|e| invalid_json(dialect, data, e.to_string())),
+    }
 }
 
 /// [`parse_json`] for a payload already through [`json_text`].
