@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{to_py, to_record};
-use crate::objects::{add_members, list_from_iter, Member, OnceObject, TypeCache};
+use crate::objects::{add_getter, add_members, list_from_iter, Member, OnceObject, TypeCache};
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("chunk types always serialise")
@@ -37,6 +37,18 @@ impl ChatCompletionChunk {
             inner,
             choices: OnceObject::new(),
         }
+    }
+}
+
+impl ChatCompletionChunk {
+    /// `choices`: built on first access, with all the views under it (see the module doc).
+    /// Registered by [`add_members`] as a raw getter ([`add_getter`]).
+    fn choices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.choices.get_or_try_init(py, || {
+            let views = (0..self.inner.choices.len())
+                .map(|i| Ok(ChunkChoice::new(py, &self.inner, i)?.into_any()));
+            Ok(list_from_iter(py, views)?.into_any())
+        })
     }
 }
 
@@ -81,15 +93,6 @@ impl ChatCompletionChunk {
     fn service_tier(&self) -> Option<&str> {
         self.inner.service_tier.as_deref()
     }
-    /// Built on first access, with all the views under it (see the module doc).
-    #[getter]
-    fn choices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.choices.get_or_try_init(py, || {
-            let views = (0..self.inner.choices.len())
-                .map(|i| Ok(ChunkChoice::new(py, &self.inner, i)?.into_any()));
-            Ok(list_from_iter(py, views)?.into_any())
-        })
-    }
     #[getter]
     fn usage<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.inner
@@ -129,8 +132,10 @@ impl ChatCompletionChunk {
     }
 }
 
-/// Register the views' struct-member attributes (see [`Member`]) on their classes.
+/// Register the views' struct-member attributes (see [`Member`]) on their classes, and the
+/// chunk's raw `choices` getter.
 pub fn add_members(py: Python<'_>) -> PyResult<()> {
+    add_getter::<ChatCompletionChunk>(py, c"choices", ChatCompletionChunk::choices)?;
     add_members!(py, ChunkChoice {
         c"index" => index,
         c"delta" => delta,

@@ -246,3 +246,61 @@ pub unsafe fn add_object_members<T: PyClass<Frozen = True>>(
     }
     Ok(())
 }
+
+/// What a [`add_getter`] getter computes from its object.
+pub type Getter<T> = for<'py> fn(&T, Python<'py>) -> PyResult<Bound<'py, PyAny>>;
+
+/// Register `get` as the read-only attribute `name` of `T`, called by CPython straight from a
+/// getset descriptor. A `#[getter]` goes through pyo3's trampoline (its thread-local GIL count and
+/// reference pool) and a downcast of `self` first, ~190 instructions a read: too much for the
+/// `chunk.choices` that every client loop reads once per chunk.
+pub fn add_getter<T: PyClass<Frozen = True>>(
+    py: Python<'_>,
+    name: &'static CStr,
+    get: Getter<T>,
+) -> PyResult<()> {
+    let ty = T::type_object(py);
+    let def = Box::leak(Box::new(ffi::PyGetSetDef {
+        name: name.as_ptr(),
+        get: Some(raw_getter::<T>),
+        set: None,
+        doc: ptr::null(),
+        // The function travels in the descriptor's closure pointer.
+        closure: get as *mut std::ffi::c_void,
+    }));
+    // SAFETY: `ty` is a live type object and `def` is never freed; the result is a new reference
+    // or NULL with an exception set.
+    let descr = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(ty.as_type_ptr(), def))?
+    };
+    ty.setattr(name.to_str()?, descr)
+}
+
+unsafe extern "C" fn raw_getter<T: PyClass<Frozen = True>>(
+    obj: *mut ffi::PyObject,
+    closure: *mut std::ffi::c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a getset's getter with the GIL held, and only for an instance of the
+    // type the descriptor was made for (T, which pyo3 does not let Python subclass), so `obj`
+    // holds a T at pyo3's class offset; T is frozen, so a shared borrow is always allowed.
+    // `closure` is the `Getter<T>` that `add_getter` stored.
+    let (py, this, get) = unsafe {
+        (
+            Python::assume_gil_acquired(),
+            &*obj.cast::<u8>().add(class_offset::<T>()).cast::<T>(),
+            std::mem::transmute::<*mut std::ffi::c_void, Getter<T>>(closure),
+        )
+    };
+    // A panic must not unwind into CPython: it becomes an exception, as in pyo3's own trampoline.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| get(this, py))) {
+        Ok(Ok(value)) => value.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            ptr::null_mut()
+        }
+        Err(_) => {
+            pyo3::panic::PanicException::new_err("polystream: a getter panicked").restore(py);
+            ptr::null_mut()
+        }
+    }
+}
