@@ -179,21 +179,31 @@ fn invalid_json_is_a_typed_error() {
     }
 }
 
-
 #[test]
 fn invalid_utf8_is_a_typed_error_that_says_where() {
     // Long enough that the vectorised check, not only its scalar tail, meets the bad byte; and
     // once in the tail. The chunk before the bad one is kept.
     let good = b"data: {\"id\":\"a\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"}}]}\n\n";
     for pad in [0usize, 200] {
-        let mut bad = format!("data: {{\"pad\":\"{}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"", "x".repeat(pad)).into_bytes();
+        let mut bad = format!(
+            "data: {{\"pad\":\"{}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"",
+            "x".repeat(pad)
+        )
+        .into_bytes();
         let at = bad.len() - "data: ".len();
         bad.extend_from_slice(b"\xff\"}}]}\n\n");
         let o = decode("openai_chat", &[good, &bad]);
         assert_eq!(o.chunks.len(), 1, "pad {pad}");
         match &o.error {
-            Some(Error::InvalidJson { dialect: "openai_chat", message, .. }) => {
-                assert!(message.contains(&format!("index {at}")), "pad {pad}: {message}")
+            Some(Error::InvalidJson {
+                dialect: "openai_chat",
+                message,
+                ..
+            }) => {
+                assert!(
+                    message.contains(&format!("index {at}")),
+                    "pad {pad}: {message}"
+                )
             }
             other => panic!("pad {pad}: {other:?}"),
         }

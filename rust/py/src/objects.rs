@@ -270,9 +270,8 @@ pub fn add_getter<T: PyClass<Frozen = True>>(
     }));
     // SAFETY: `ty` is a live type object and `def` is never freed; the result is a new reference
     // or NULL with an exception set.
-    let descr = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(ty.as_type_ptr(), def))?
-    };
+    let descr =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(ty.as_type_ptr(), def))? };
     ty.setattr(name.to_str()?, descr)
 }
 
