@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension (checked against the build by ``mypy.stubtest``)."""
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from typing import Any, final
 
 from .types import Record
@@ -12,6 +12,7 @@ __all__ = [
     "ChoiceDeltaToolCall",
     "ChoiceDeltaToolCallFunction",
     "ChunkChoice",
+    "ChunkAsyncIter",
     "ChunkDecoder",
     "DEFAULT_MAX_EVENT_SIZE",
     "DIALECTS",
@@ -19,6 +20,7 @@ __all__ = [
     "SSEDecoder",
     "ServerSentEvent",
     "__version__",
+    "chunk_aiter",
     "debug_panic",
 ]
 
@@ -189,4 +191,19 @@ class ResponsesBuilder:
     @property
     def finish_reason(self) -> str | None: ...
 
+@final
+class ChunkAsyncIter:
+    """The chunks of an async iterator of lists, for `async for`; its own awaitable (`am_send`),
+    so a chunk already read is handed out with no coroutine step."""
+
+    def __aiter__(self) -> ChunkAsyncIter: ...
+    def __anext__(self) -> ChunkAsyncIter: ...
+    def __await__(self) -> Generator[Any, Any, ChatCompletionChunk]: ...
+    def __iter__(self) -> ChunkAsyncIter: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, *args: Any) -> Any: ...
+    def close(self) -> None: ...
+
+def chunk_aiter(batches: AsyncIterator[list[Any]]) -> ChunkAsyncIter: ...
 def debug_panic() -> None: ...

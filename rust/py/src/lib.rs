@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aiter;
 mod chunks;
 mod convert;
 mod decoders;
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<chunks::ChoiceDeltaToolCall>()?;
     m.add_class::<chunks::ChoiceDeltaToolCallFunction>()?;
     chunks::add_members(m.py())?;
+    aiter::register(m)?;
     m.add_class::<decoders::ChunkDecoder>()?;
     m.add_class::<decoders::Accumulator>()?;
     m.add_class::<responses::ResponsesBuilder>()?;
