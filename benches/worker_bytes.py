@@ -20,6 +20,7 @@ and its clock). The proxy runs in that process too; the worker has its own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import statistics
@@ -39,7 +40,7 @@ from polystream.testing import ReplayServer, Reply
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from background_bytes import answer, sse_body, start_redis  # noqa: E402
+from background_bytes import answer, lags, pct, sse_body, start_redis  # noqa: E402
 
 KEY = "sk-bench-user"
 
@@ -74,18 +75,10 @@ def poll_one(url: str, r: redis.Redis, pieces: list[str], upstream: ReplayServer
     assert text == "".join(pieces), "the poller's text differs from the upstream's"
     sent_at = upstream.requests[-1].sent_at[1:]  # one SSE event a piece; the first is the role chunk
     # the chunk carrying the text up to length ends[i] was written at sent_at[i]
-    ends, n = [], 0
-    for p in pieces:
-        n += len(p)
-        ends.append(n)
-    lags, i = [], 0
-    for when, length in seen:
-        while i < len(ends) and ends[i] <= length:
-            lags.append((when - sent_at[i]) * 1e3)
-            i += 1
-    lags.sort()
-    return {"bytes_per_byte": (after - before) / len(text.encode()), "lag_p50_ms": statistics.median(lags),
-            "lag_p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))]}
+    ends = list(itertools.accumulate(len(p) for p in pieces))
+    lag_ms = [x * 1e3 for x in lags(seen, list(zip(ends, sent_at)))]
+    return {"bytes_per_byte": (after - before) / len(text.encode()), "lag_p50_ms": statistics.median(lag_ms),
+            "lag_p99_ms": pct(lag_ms, 0.99)}
 
 
 def main() -> None:
