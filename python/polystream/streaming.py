@@ -9,8 +9,8 @@ mid-stream errors carrying the partial answer.
 from __future__ import annotations
 
 import time
-from itertools import chain
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from itertools import chain
 from typing import Any, NoReturn
 
 import httpx

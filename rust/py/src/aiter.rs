@@ -94,7 +94,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: the spec and its slots are valid for the call (CPython copies what it keeps; the
-    // method table is static). The result is a new reference or NULL with an exception set.
+    // method table is leaked). The result is a new reference or NULL with an exception set.
     let ty = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut spec))? };
     m.add("ChunkAsyncIter", &ty)?;
     TYPE.store(ty.into_ptr(), Ordering::Release); // kept for the life of the process
@@ -105,13 +105,8 @@ fn slot(slot: c_int, pfunc: *mut c_void) -> ffi::PyType_Slot {
     ffi::PyType_Slot { slot, pfunc }
 }
 
+/// Leaked: CPython keeps pointers into the table for the life of the type (made once, at import).
 fn methods() -> *mut ffi::PyMethodDef {
-    // Built once and leaked: CPython keeps pointers into the table for the life of the type.
-    static TABLE: AtomicPtr<ffi::PyMethodDef> = AtomicPtr::new(ptr::null_mut());
-    let existing = TABLE.load(Ordering::Acquire);
-    if !existing.is_null() {
-        return existing;
-    }
     let table: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
         method(
             c"send",
@@ -130,7 +125,6 @@ fn methods() -> *mut ffi::PyMethodDef {
         ),
         ffi::PyMethodDef::zeroed(),
     ]));
-    TABLE.store(table.as_mut_ptr(), Ordering::Release);
     table.as_mut_ptr()
 }
 
@@ -154,6 +148,24 @@ unsafe fn clear_field(slot: *mut *mut ffi::PyObject) {
         *slot = ptr::null_mut();
         ffi::Py_DecRef(old);
     }
+}
+
+/// The read in flight returned `value` (owned): make it the list being handed out. False, with
+/// TypeError set, if it is not a list.
+unsafe fn take_batch(it: *mut ChunkAsyncIter, value: *mut ffi::PyObject) -> bool {
+    clear_field(&mut (*it).inner);
+    if ffi::PyList_Check(value) == 0 {
+        ffi::Py_DecRef(value);
+        ffi::PyErr_SetString(
+            ffi::PyExc_TypeError,
+            c"chunk_aiter: batches must yield lists".as_ptr(),
+        );
+        return false;
+    }
+    clear_field(&mut (*it).batch);
+    (*it).batch = value;
+    (*it).pos = 0;
+    true
 }
 
 /// The next item, or the next value to pass up to the event loop. Every path through here runs
@@ -203,18 +215,10 @@ unsafe fn step(
                 return PYGEN_NEXT;
             }
             PYGEN_RETURN => {
-                clear_field(&mut (*it).inner);
-                if ffi::PyList_Check(value) == 0 {
-                    ffi::Py_DecRef(value);
+                if !take_batch(it, value) {
                     *result = ptr::null_mut();
-                    ffi::PyErr_SetString(
-                        ffi::PyExc_TypeError,
-                        c"chunk_aiter: batches must yield lists".as_ptr(),
-                    );
                     return PYGEN_ERROR;
                 }
-                (*it).batch = value;
-                (*it).pos = 0;
             }
             PYGEN_ERROR => {
                 // StopAsyncIteration (the end) or the read's error: the await raises it.
@@ -306,21 +310,13 @@ unsafe extern "C" fn throw(
                 ffi::Py_DecRef(o);
             }
         }
-        clear_field(&mut (*it).inner);
         if batch.is_null() {
+            clear_field(&mut (*it).inner);
             return ptr::null_mut();
         }
-        if ffi::PyList_Check(batch) == 0 {
-            ffi::Py_DecRef(batch);
-            ffi::PyErr_SetString(
-                ffi::PyExc_TypeError,
-                c"chunk_aiter: batches must yield lists".as_ptr(),
-            );
+        if !take_batch(it, batch) {
             return ptr::null_mut();
         }
-        clear_field(&mut (*it).batch);
-        (*it).batch = batch;
-        (*it).pos = 0;
         return send_via_exception(slf, ffi::Py_None());
     }
     // Nothing in flight: raise what was thrown (an instance, or a type and an optional value).

@@ -38,9 +38,6 @@ impl ChatCompletionChunk {
             choices: OnceObject::new(),
         }
     }
-}
-
-impl ChatCompletionChunk {
     /// `choices`: built on first access, with all the views under it (see the module doc).
     /// Registered by [`add_members`] as a raw getter ([`add_getter`]).
     fn choices<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
