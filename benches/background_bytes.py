@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,6 +192,28 @@ def print_trace(label: str, reader: str, sent: list[bytes], text_bytes: int) -> 
 aioconnection.AbstractConnection.send_packed_command = _counting_send
 
 
+class Polled:
+    """What a poller has seen: the text so far, when each length first showed, the next cursor."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.seen: list[tuple[float, int]] = []
+        self.cursor = 0
+        self.polls = 0
+
+    def add(self, text: str) -> None:
+        if text:
+            self.text += text
+            self.seen.append((time.monotonic(), len(self.text)))
+
+    def take(self, poll: dict[str, Any]) -> bool:
+        """One poll's answer (`text`, `cursor`, `done`); True once the response is done."""
+        self.polls += 1
+        self.add(poll["text"])
+        self.cursor = poll["cursor"]
+        return bool(poll["done"])
+
+
 def lags(seen: list[tuple[float, int]], sent: list[tuple[int, float]]) -> list[float]:
     out, j = [], 0
     for t, length in seen:
@@ -226,37 +246,17 @@ async def run_case(svc: ResponsesService, other: ResponsesService, server: Repla
     if TRACE is not None:
         TRACE.clear()
     rid = json.loads(await svc.create("bench", {"model": "gpt-4o", "input": "hi", "background": True}))["id"]
-    seen: list[tuple[float, int]] = []
-    reader_cmds = 0
-    text = ""
-    if reader == "local":
-        cursor = 0
-        while True:
-            p = await svc.poll("bench", rid, cursor)
-            if p["text"]:
-                text += p["text"]
-                seen.append((time.monotonic(), len(text)))
-            cursor = p["cursor"]
-            if p["done"]:
-                break
-            await asyncio.sleep(0.01)
-    elif reader == "remote":
-        cursor = 0
-        while True:
-            p = await other.poll("bench", rid, cursor)
-            reader_cmds += 1
-            if p["text"]:
-                text += p["text"]
-                seen.append((time.monotonic(), len(text)))
-            cursor = p["cursor"]
-            if p["done"]:
-                break
+    polled = Polled()
+    if reader in ("local", "remote"):
+        poller = svc if reader == "local" else other
+        while not polled.take(await poller.poll("bench", rid, polled.cursor)):
             await asyncio.sleep(0.01)
     elif reader == "remote-stream":
         async for _, name, data in await other.events("bench", rid, after=-1):
             if name == "response.output_text.delta":
-                text += json.loads(data)["delta"]
-                seen.append((time.monotonic(), len(text)))
+                polled.add(json.loads(data)["delta"])
+    reader_cmds = polled.polls if reader == "remote" else 0
+    text, seen = polled.text, polled.seen
     while rid in svc._local:
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.05)  # replies in flight

@@ -40,7 +40,7 @@ from polystream.testing import ReplayServer, Reply
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from background_bytes import answer, lags, pct, sse_body, start_redis  # noqa: E402
+from background_bytes import Polled, answer, lags, pct, sse_body, start_redis  # noqa: E402
 
 KEY = "sk-bench-user"
 
@@ -60,16 +60,10 @@ def poll_one(url: str, r: redis.Redis, pieces: list[str], upstream: ReplayServer
     with httpx.Client(headers=auth, timeout=30) as client:
         before = int(r.info("stats")["total_net_input_bytes"])
         rid = client.post(url + "/v1/responses", json={"model": "bench", "input": "hi", "background": True}).json()["id"]
-        cursor, text, seen = 0, "", []
-        while True:
-            got = client.get(f"{url}/v1/responses/{rid}/poll", params={"cursor": cursor}).json()
-            if got["text"]:
-                text += got["text"]
-                seen.append((time.monotonic(), len(text)))
-            cursor = got["cursor"]
-            if got["done"]:
-                break
+        polled = Polled()
+        while not polled.take(client.get(f"{url}/v1/responses/{rid}/poll", params={"cursor": polled.cursor}).json()):
             time.sleep(0.01)
+        text, seen = polled.text, polled.seen
         time.sleep(0.3)  # the end's writes (and the worker's last lease renewal) land
         after = int(r.info("stats")["total_net_input_bytes"])
     assert text == "".join(pieces), "the poller's text differs from the upstream's"
