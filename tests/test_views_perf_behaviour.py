@@ -16,7 +16,16 @@ import sys
 
 import pytest
 
-from polystream import ChatCompletionChunk, ChunkDecoder, ServerSentEvent, SSEDecoder
+from polystream import (
+    ChatCompletionChunk,
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+    ChunkChoice,
+    ChunkDecoder,
+    ServerSentEvent,
+    SSEDecoder,
+)
 
 
 def sse(*chunks: dict) -> bytes:
@@ -110,6 +119,34 @@ def test_views_are_built_once_and_read_only() -> None:
     assert choice.delta.tool_calls[0].id == "call_a"
 
 
+def test_views_are_made_only_from_chunks() -> None:
+    """View types cannot be instantiated, subclassed or changed from Python: a view is always
+    made over a decoded chunk."""
+    for t in (ChunkChoice, ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction):
+        assert t.__module__ == "polystream._core"
+        with pytest.raises(TypeError):
+            t()
+        with pytest.raises(TypeError):
+            type("Sub", (t,), {})
+        with pytest.raises(TypeError):
+            t.to_dict = lambda self: {}  # type: ignore[method-assign]
+        with pytest.raises(TypeError):
+            t.to_dict(chunks()[0])  # a method of one view type on another object
+
+
+def test_reused_views_start_fresh() -> None:
+    """Views freed to their type's free list and made again carry only their new chunk's values."""
+    for _ in range(3):
+        got = [(c.choices[0].delta.content, c.choices[0].delta.tool_calls, c.choices[0].finish_reason)
+               for c in chunks()[:8]]
+        assert got[0] == ("", None, None)
+        assert got[3][0].startswith(" a longer ASCII")
+        assert got[4] == (None, None, None)
+        assert [tc.id for tc in got[5][1]] == ["call_a", "call_b"]
+        assert got[6][1][0].id is None and got[6][1][0].function.arguments == '{"a": 1}'
+        assert got[7] == (None, None, "stop")
+
+
 def test_views_outlive_their_chunk_and_decoder() -> None:
     d = ChunkDecoder("openai_chat")
     got = d.feed(STREAM)
@@ -128,14 +165,24 @@ def test_views_balance_references() -> None:
         for c in chunks():
             [(ch.delta.tool_calls, ch.finish_reason) for ch in c.choices]
     kept = chunks()[3].choices[0].delta.content
+    view_types = (ChunkChoice, ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction)
     gc.collect()
     none_before, kept_before = sys.getrefcount(None), sys.getrefcount(kept)
-    for _ in range(200):
+    # Each view holds a reference to its type, also when it is reused from the type's free list.
+    types_before = [sys.getrefcount(t) for t in view_types]
+
+    def churn() -> None:  # its loop variables (the last views) die with it
         for c in chunks():
             for ch in c.choices:
                 ch.delta.content, ch.delta.role, ch.delta.tool_calls, ch.finish_reason, ch.index
+                for tc in ch.delta.tool_calls or ():
+                    tc.function, tc.id
+
+    for _ in range(200):
+        churn()
     gc.collect()
     assert sys.getrefcount(kept) == kept_before
+    assert [sys.getrefcount(t) for t in view_types] == types_before
     if sys.version_info < (3, 12):  # None is immortal (refcount fixed) from 3.12
         assert abs(sys.getrefcount(None) - none_before) < 50
 

@@ -19,6 +19,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::objects::{method, slot};
+
 /// `Py_am_send` from CPython's typeslots.h (3.10+); pyo3-ffi 0.23 lacks it.
 const PY_AM_SEND: c_int = 81;
 
@@ -101,10 +103,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(chunk_aiter, m)?)
 }
 
-fn slot(slot: c_int, pfunc: *mut c_void) -> ffi::PyType_Slot {
-    ffi::PyType_Slot { slot, pfunc }
-}
-
 /// Leaked: CPython keeps pointers into the table for the life of the type (made once, at import).
 fn methods() -> *mut ffi::PyMethodDef {
     let table: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
@@ -112,33 +110,23 @@ fn methods() -> *mut ffi::PyMethodDef {
             c"send",
             ffi::PyMethodDefPointer { PyCFunction: send },
             ffi::METH_O,
+            c"send($self, value, /)\n--\n\nResume the await with `value`: the next chunk as StopIteration, or what the read awaits.",
         ),
         method(
             c"throw",
             ffi::PyMethodDefPointer { PyCFunction: throw },
             ffi::METH_VARARGS,
+            c"Raise an exception into the read in flight, or here when none is.",
         ),
         method(
             c"close",
             ffi::PyMethodDefPointer { PyCFunction: close },
             ffi::METH_NOARGS,
+            c"close($self, /)\n--\n\nClose the read in flight and drop the chunks not handed out.",
         ),
         ffi::PyMethodDef::zeroed(),
     ]));
     table.as_mut_ptr()
-}
-
-fn method(
-    name: &'static std::ffi::CStr,
-    meth: ffi::PyMethodDefPointer,
-    flags: c_int,
-) -> ffi::PyMethodDef {
-    ffi::PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: meth,
-        ml_flags: flags,
-        ml_doc: ptr::null(),
-    }
 }
 
 /// Set `*slot` to NULL and release what it held.

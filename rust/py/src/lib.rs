@@ -18,6 +18,7 @@ mod errors;
 mod objects;
 mod responses;
 mod sse;
+mod views;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,11 +33,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sse::ServerSentEvent::add_members(m.py())?;
     m.add_class::<sse::SSEDecoder>()?;
     m.add_class::<chunks::ChatCompletionChunk>()?;
-    m.add_class::<chunks::ChunkChoice>()?;
-    m.add_class::<chunks::ChoiceDelta>()?;
-    m.add_class::<chunks::ChoiceDeltaToolCall>()?;
-    m.add_class::<chunks::ChoiceDeltaToolCallFunction>()?;
-    chunks::add_members(m.py())?;
+    chunks::add_getters(m.py())?;
+    views::register(m)?;
     aiter::register(m)?;
     m.add_class::<decoders::ChunkDecoder>()?;
     m.add_class::<decoders::Accumulator>()?;

@@ -126,9 +126,9 @@ pub fn list_from_iter<'py>(
     }
 }
 
-/// A Python object held by a frozen pyclass and exposed as a read-only attribute by
-/// [`add_members!`]: CPython reads it straight from the object (a struct member), where a pyo3
-/// getter costs ~300 instructions a read. `#[pyo3(get)]` does the same for plain `Py<T>` fields,
+/// A Python object held by a frozen pyclass or a chunk view ([`crate::views`]) and exposed as a
+/// read-only attribute (by [`add_members!`] for a pyclass): CPython reads it straight from the
+/// object (a struct member), where a pyo3 getter costs ~300 instructions a read. `#[pyo3(get)]` does the same for plain `Py<T>` fields,
 /// but those are released through pyo3's thread-local "is the GIL held?" check, a sizeable part of
 /// an object's cost when thousands die per read; a `Member` is released directly.
 ///
@@ -187,7 +187,7 @@ impl Member<PyAny> {
 impl<T> Drop for Member<T> {
     fn drop(&mut self) {
         let p = self.0.as_ptr();
-        // SAFETY: members live only in pyclass structs, which are dropped by their tp_dealloc or,
+        // SAFETY: members live only in pyclass structs and views, dropped by their tp_dealloc or,
         // if the object could not be created, by the constructing code: both hold the GIL. A
         // member other than None owns exactly this one reference.
         unsafe {
@@ -283,23 +283,57 @@ unsafe extern "C" fn raw_getter<T: PyClass<Frozen = True>>(
     // type the descriptor was made for (T, which pyo3 does not let Python subclass), so `obj`
     // holds a T at pyo3's class offset; T is frozen, so a shared borrow is always allowed.
     // `closure` is the `Getter<T>` that `add_getter` stored.
-    let (py, this, get) = unsafe {
+    let (this, get) = unsafe {
         (
-            Python::assume_gil_acquired(),
             &*obj.cast::<u8>().add(class_offset::<T>()).cast::<T>(),
             std::mem::transmute::<*mut std::ffi::c_void, Getter<T>>(closure),
         )
     };
-    // A panic must not unwind into CPython: it becomes an exception, as in pyo3's own trampoline.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| get(this, py))) {
+    // SAFETY: as above, the GIL is held.
+    unsafe { ffi_result(|py| get(this, py)) }
+}
+
+/// What a slot, method or getter written against CPython's API returns for `f`'s result: a new
+/// reference, or NULL with the error set. A panic becomes a PanicException, as in pyo3's own
+/// trampoline: it must not unwind into CPython.
+///
+/// # Safety
+/// The GIL must be held (CPython holds it when it calls a type's slots and descriptors).
+pub unsafe fn ffi_result(
+    f: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
+) -> *mut ffi::PyObject {
+    let py = unsafe { Python::assume_gil_acquired() };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(py))) {
         Ok(Ok(value)) => value.into_ptr(),
         Ok(Err(err)) => {
             err.restore(py);
             ptr::null_mut()
         }
         Err(_) => {
-            pyo3::panic::PanicException::new_err("polystream: a getter panicked").restore(py);
+            pyo3::panic::PanicException::new_err("polystream: a native method panicked")
+                .restore(py);
             ptr::null_mut()
         }
+    }
+}
+
+/// One entry of a `PyType_Spec`'s slot table.
+pub fn slot(slot: std::ffi::c_int, pfunc: *mut std::ffi::c_void) -> ffi::PyType_Slot {
+    ffi::PyType_Slot { slot, pfunc }
+}
+
+/// One entry of a type's method table. `doc` starts with the text signature
+/// (`name($self, /)\n--\n\n`), which `inspect.signature` and stubtest read.
+pub fn method(
+    name: &'static CStr,
+    meth: ffi::PyMethodDefPointer,
+    flags: std::ffi::c_int,
+    doc: &'static CStr,
+) -> ffi::PyMethodDef {
+    ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: meth,
+        ml_flags: flags,
+        ml_doc: doc.as_ptr(),
     }
 }
