@@ -58,26 +58,15 @@ struct Parser<'a> {
     i: usize,
 }
 
-/// Walks the members of one object: `while let Some(key) = p.next_key(&mut first)? { … }`.
+/// Walks the members of one object: `members!(p, |key| { …read the value… })`.
 macro_rules! members {
     ($p:ident, |$key:ident| $body:block) => {{
         $p.expect(b'{')?;
         let mut first = true;
-        loop {
-            $p.ws();
-            if $p.peek()? == b'}' {
-                $p.i += 1;
-                break;
-            }
-            if !first {
-                $p.expect(b',')?;
-                $p.ws();
-            }
+        while $p.more_members(first)? {
             first = false;
             let $key = $p.key()?;
-            $p.ws();
-            $p.expect(b':')?;
-            $p.ws();
+            $p.colon()?;
             $body
         }
     }};
@@ -101,11 +90,41 @@ impl<'a> Parser<'a> {
     #[inline]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            // One comparison for any token byte: servers seldom put whitespace between tokens.
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 break;
             }
             self.i += 1;
         }
+    }
+
+    /// Before an object's member: true if one follows (its `,` consumed unless it is the first),
+    /// false once the closing `}` is consumed.
+    #[inline]
+    fn more_members(&mut self, first: bool) -> Option<bool> {
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(false);
+        }
+        if !first {
+            self.expect(b',')?;
+            self.ws();
+        }
+        Some(true)
+    }
+
+    /// `:` between a key and its value, with the whitespace around it.
+    #[inline]
+    fn colon(&mut self) -> Option<()> {
+        if self.peek() == Some(b':') && self.b.get(self.i + 1).is_some_and(|&c| c > b' ') {
+            self.i += 1; // the compact form, as servers send it
+            return Some(());
+        }
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        Some(())
     }
 
     #[inline]
@@ -285,9 +304,7 @@ impl<'a> Parser<'a> {
                     self.ws();
                     if open == b'{' {
                         self.skip_string()?;
-                        self.ws();
-                        self.expect(b':')?;
-                        self.ws();
+                        self.colon()?;
                     }
                     self.skip_value(depth + 1)?;
                     self.ws();
@@ -377,19 +394,11 @@ impl<'a> Parser<'a> {
         // `members!`'s loop, written out to start mid-object and to know where each member starts.
         loop {
             let member_start = self.i;
-            self.ws();
-            if self.peek()? == b'}' {
-                self.i += 1;
+            if !self.more_members(first)? {
                 break;
             }
-            if !first {
-                self.expect(b',')?;
-                self.ws();
-            }
             let key = self.key()?;
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
+            self.colon()?;
             match key {
                 b"id" => {
                     once(&mut seen, 1)?;
@@ -631,4 +640,36 @@ fn plain_len(s: &[u8]) -> usize {
         i += 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_len;
+
+    fn naive(s: &[u8]) -> usize {
+        s.iter()
+            .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f))
+            .unwrap_or(s.len())
+    }
+
+    #[test]
+    fn plain_len_stops_where_a_byte_by_byte_scan_does() {
+        // Every stop byte (and neighbours that must not stop it: 0x20, 0x7f, UTF-8 bytes) at every
+        // position of runs around the 8-byte steps.
+        let stops = [b'"', b'\\', 0x00, 0x0a, 0x1f];
+        let fillers = [b'a', b' ', 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            for &fill in &fillers {
+                let plain = vec![fill; len];
+                assert_eq!(plain_len(&plain), len);
+                for at in 0..len {
+                    for &stop in &stops {
+                        let mut s = plain.clone();
+                        s[at] = stop;
+                        assert_eq!(plain_len(&s), naive(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+    }
 }
