@@ -16,16 +16,8 @@ import sys
 
 import pytest
 
-from polystream import (
-    ChatCompletionChunk,
-    ChoiceDelta,
-    ChoiceDeltaToolCall,
-    ChoiceDeltaToolCallFunction,
-    ChunkChoice,
-    ChunkDecoder,
-    ServerSentEvent,
-    SSEDecoder,
-)
+import polystream
+from polystream import ChatCompletionChunk, ChunkDecoder, ServerSentEvent, SSEDecoder
 
 
 def sse(*chunks: dict) -> bytes:
@@ -48,6 +40,8 @@ STREAM = sse(
     {**HEAD, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}},
 )
 
+VIEW_TYPES = (polystream.ChunkChoice, polystream.ChoiceDelta, polystream.ChoiceDeltaToolCall,
+              polystream.ChoiceDeltaToolCallFunction)
 CHOICE_ATTRS = ("index", "finish_reason", "native_finish_reason")
 DELTA_ATTRS = ("role", "content", "reasoning_content", "refusal")
 
@@ -122,7 +116,7 @@ def test_views_are_built_once_and_read_only() -> None:
 def test_views_are_made_only_from_chunks() -> None:
     """View types cannot be instantiated, subclassed or changed from Python: a view is always
     made over a decoded chunk."""
-    for t in (ChunkChoice, ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction):
+    for t in VIEW_TYPES:
         assert t.__module__ == "polystream._core"
         with pytest.raises(TypeError):
             t()
@@ -165,7 +159,7 @@ def test_views_balance_references() -> None:
         for c in chunks():
             [(ch.delta.tool_calls, ch.finish_reason) for ch in c.choices]
     kept = chunks()[3].choices[0].delta.content
-    view_types = (ChunkChoice, ChoiceDelta, ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction)
+    view_types = VIEW_TYPES
     gc.collect()
     none_before, kept_before = sys.getrefcount(None), sys.getrefcount(kept)
     # Each view holds a reference to its type, also when it is reused from the type's free list.

@@ -19,7 +19,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::objects::{method, slot};
+use crate::objects::{method_table, slot};
 
 /// `Py_am_send` from CPython's typeslots.h (3.10+); pyo3-ffi 0.23 lacks it.
 const PY_AM_SEND: c_int = 81;
@@ -81,7 +81,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         slot(ffi::Py_tp_clear, clear as *mut c_void),
         slot(ffi::Py_tp_iter, self_ as *mut c_void),
         slot(ffi::Py_tp_iternext, iternext as *mut c_void),
-        slot(ffi::Py_tp_methods, methods() as *mut c_void),
+        slot(ffi::Py_tp_methods, methods()),
         slot(ffi::Py_am_aiter, self_ as *mut c_void),
         slot(ffi::Py_am_anext, self_ as *mut c_void),
         slot(ffi::Py_am_await, self_ as *mut c_void),
@@ -103,30 +103,27 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(chunk_aiter, m)?)
 }
 
-/// Leaked: CPython keeps pointers into the table for the life of the type (made once, at import).
-fn methods() -> *mut ffi::PyMethodDef {
-    let table: &'static mut [ffi::PyMethodDef] = Box::leak(Box::new([
-        method(
+fn methods() -> *mut c_void {
+    method_table(&[
+        (
             c"send",
-            ffi::PyMethodDefPointer { PyCFunction: send },
+            send,
             ffi::METH_O,
             c"send($self, value, /)\n--\n\nResume the await with `value`: the next chunk as StopIteration, or what the read awaits.",
         ),
-        method(
+        (
             c"throw",
-            ffi::PyMethodDefPointer { PyCFunction: throw },
+            throw,
             ffi::METH_VARARGS,
             c"Raise an exception into the read in flight, or here when none is.",
         ),
-        method(
+        (
             c"close",
-            ffi::PyMethodDefPointer { PyCFunction: close },
+            close,
             ffi::METH_NOARGS,
             c"close($self, /)\n--\n\nClose the read in flight and drop the chunks not handed out.",
         ),
-        ffi::PyMethodDef::zeroed(),
-    ]));
-    table.as_mut_ptr()
+    ])
 }
 
 /// Set `*slot` to NULL and release what it held.

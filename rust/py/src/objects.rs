@@ -322,18 +322,28 @@ pub fn slot(slot: std::ffi::c_int, pfunc: *mut std::ffi::c_void) -> ffi::PyType_
     ffi::PyType_Slot { slot, pfunc }
 }
 
-/// One entry of a type's method table. `doc` starts with the text signature
-/// (`name($self, /)\n--\n\n`), which `inspect.signature` and stubtest read.
-pub fn method(
-    name: &'static CStr,
-    meth: ffi::PyMethodDefPointer,
-    flags: std::ffi::c_int,
-    doc: &'static CStr,
-) -> ffi::PyMethodDef {
-    ffi::PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: meth,
-        ml_flags: flags,
-        ml_doc: doc.as_ptr(),
-    }
+/// A type's method table for its `Py_tp_methods` slot, from (name, function, flags, doc)
+/// entries. Every function takes `(self, arg)`: flags METH_O, METH_NOARGS or METH_VARARGS. A
+/// doc starts with the text signature (`name($self, /)\n--\n\n`), which `inspect.signature`
+/// and stubtest read. Leaked: CPython keeps pointers into the table for the life of the type,
+/// which is made once, at import.
+pub fn method_table(
+    entries: &[(
+        &'static CStr,
+        ffi::PyCFunction,
+        std::ffi::c_int,
+        &'static CStr,
+    )],
+) -> *mut std::ffi::c_void {
+    let table: Vec<ffi::PyMethodDef> = entries
+        .iter()
+        .map(|&(name, meth, flags, doc)| ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunction: meth },
+            ml_flags: flags,
+            ml_doc: doc.as_ptr(),
+        })
+        .chain([ffi::PyMethodDef::zeroed()])
+        .collect();
+    Vec::leak(table).as_mut_ptr().cast()
 }

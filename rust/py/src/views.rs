@@ -29,7 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::convert::{new_str, to_py, to_record};
-use crate::objects::{ffi_result, list_from_iter, method, slot, Member};
+use crate::objects::{ffi_result, list_from_iter, method_table, slot, Member};
 
 /// The most attributes a view keeps as members (a delta's five).
 const MAX_ATTRS: usize = 5;
@@ -415,15 +415,6 @@ fn make_type<'py>(m: &Bound<'py, PyModule>, spec: &Spec) -> PyResult<Bound<'py, 
             closure: ptr::null_mut(),
         }])
         .collect();
-    let methods = vec![
-        method(
-            c"to_dict",
-            ffi::PyMethodDefPointer { PyCFunction: to_dict },
-            ffi::METH_NOARGS,
-            c"to_dict($self, /)\n--\n\nThe view as plain JSON-ready Python data, in OpenAI's wire shape.",
-        ),
-        ffi::PyMethodDef::zeroed(),
-    ];
     let full_name = format!("polystream._core.{}", spec.name.to_str()?);
     let full_name = Box::leak(std::ffi::CString::new(full_name)?.into_boxed_c_str());
     let mut slots = [
@@ -431,7 +422,15 @@ fn make_type<'py>(m: &Bound<'py, PyModule>, spec: &Spec) -> PyResult<Bound<'py, 
         slot(ffi::Py_tp_repr, repr as *mut c_void),
         slot(ffi::Py_tp_members, Vec::leak(members).as_mut_ptr().cast()),
         slot(ffi::Py_tp_getset, Vec::leak(getset).as_mut_ptr().cast()),
-        slot(ffi::Py_tp_methods, Vec::leak(methods).as_mut_ptr().cast()),
+        slot(
+            ffi::Py_tp_methods,
+            method_table(&[(
+                c"to_dict",
+                to_dict,
+                ffi::METH_NOARGS,
+                c"to_dict($self, /)\n--\n\nThe view as plain JSON-ready Python data, in OpenAI's wire shape.",
+            )]),
+        ),
         slot(0, ptr::null_mut()),
     ];
     let mut type_spec = ffi::PyType_Spec {
