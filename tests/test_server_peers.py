@@ -391,5 +391,13 @@ def test_a_peer_that_cannot_be_reached_is_not_asked_again_for_a_while() -> None:
             assert not link.is_down(peer)
             assert await link.get(peer, "o", "/v1/responses/resp_z") is None
             assert len(stranger.requests) == 2  # asked again once the memory lapsed
+            # A streamed read marks a node down the same two ways.
+            streamed = PeerLink(b"s", down_for=30)
+            for where in (nobody, peer):
+                with pytest.raises(PeerFailed):
+                    async for _ in streamed.events(where, "o", "/v1/responses/resp_w?stream=true", idle=1):
+                        pass
+                assert streamed.is_down(where)
+            assert len(stranger.requests) == 3
 
     asyncio.run(main())

@@ -92,6 +92,22 @@ class PeerLink:
             self._down.pop(next(iter(self._down)))
         self._down[peer] = time.monotonic() + self.down_for
 
+    def _from(self, peer: str, node: str, answered_by: str | None) -> bool:
+        """Whether an answer came from the node asked. If another process answers at its
+        address, that node is gone: down."""
+        if answered_by == node:
+            return True
+        self._mark_down(peer)
+        return False
+
+    def _failed(self, peer: str, exc: BaseException) -> None:
+        """A request to `peer` failed with `exc`. Nobody there (a refused connection or a connect
+        timeout) counts as down; a slow answer does not: the node is there."""
+        import httpx
+
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            self._mark_down(peer)
+
     @property
     def me(self) -> str | None:
         """What the store records for responses produced here (None: not reachable)."""
@@ -136,8 +152,6 @@ class PeerLink:
     async def get(self, peer: str, owner: str, target: str) -> tuple[int, bytes] | None:
         """GET `target` from `peer` for `owner`: (status, body) as the peer answered it, or None
         if it could not be reached in time or someone else answered."""
-        import httpx
-
         from .._http import async_client  # the pooled keep-alive client (lazy: httpx is heavy)
 
         if self.is_down(peer):
@@ -147,12 +161,10 @@ class PeerLink:
             r = await async_client().get(url, headers=headers, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: read the store instead
             log.info("peer %s unreachable (%s): reading the store", url, type(exc).__name__)
-            if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-                self._mark_down(peer)  # not a slow answer: nobody there
+            self._failed(peer, exc)
             return None
-        if r.headers.get(NODE) != node:
+        if not self._from(peer, node, r.headers.get(NODE)):
             log.info("peer %s: answered by someone else (status %d): reading the store", url, r.status_code)
-            self._mark_down(peer)
             return None
         return r.status_code, r.content
 
@@ -172,9 +184,7 @@ class PeerLink:
         decoder = SSEDecoder()
         try:
             async with async_client().stream("GET", url, headers=headers, timeout=timeout) as r:
-                if r.headers.get(NODE) != node:
-                    self._mark_down(peer)
-                if r.status_code != 200 or r.headers.get(NODE) != node:
+                if not self._from(peer, node, r.headers.get(NODE)) or r.status_code != 200:
                     raise PeerFailed(f"status {r.status_code} from {r.headers.get(NODE)!r}")
                 async for piece in r.aiter_raw():
                     for ev in decoder.feed(piece):
@@ -183,8 +193,6 @@ class PeerLink:
                         if ev.event == "message" or seq is None:  # an error event (or not ours)
                             raise PeerFailed(ev.data[:200])
                         yield seq, ev.event, data
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            self._mark_down(peer)
-            raise PeerFailed(type(exc).__name__) from exc
         except httpx.HTTPError as exc:
+            self._failed(peer, exc)
             raise PeerFailed(type(exc).__name__) from exc
