@@ -72,11 +72,7 @@ impl View {
         &self.choice().delta
     }
     fn tool_call(&self) -> &ToolCallDelta {
-        &self
-            .delta()
-            .tool_calls
-            .as_ref()
-            .expect("tool call view made from a present list")[self.j as usize]
+        tool_call_at(&self.chunk, self.i, self.j)
     }
     fn function(&self) -> &FunctionDelta {
         self.tool_call()
@@ -145,11 +141,7 @@ fn tool_call<'py>(
     i: u32,
     j: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let tc = &chunk.choices[i as usize]
-        .delta
-        .tool_calls
-        .as_ref()
-        .expect("tool calls present")[j as usize];
+    let tc = tool_call_at(chunk, i, j);
     let function = Member::opt(py, tc.function.as_ref(), |f| {
         let attrs = [
             Some(Member::opt_str(py, f.name.as_deref())?),
@@ -168,6 +160,15 @@ fn tool_call<'py>(
         None,
     ];
     new_view(py, Kind::ToolCall, chunk, i, j, attrs)
+}
+
+/// Tool call `j` of choice `i`'s delta; views are made only for tool calls that are there.
+fn tool_call_at(chunk: &ChatChunk, i: u32, j: u32) -> &ToolCallDelta {
+    &chunk.choices[i as usize]
+        .delta
+        .tool_calls
+        .as_ref()
+        .expect("tool call view made from a present list")[j as usize]
 }
 
 /// A view object of `kind`, from its type's free list when it has one.
@@ -288,8 +289,8 @@ static TYPES: [ViewType; 4] = [
 /// A getter computed on read, for what is rarely read (not worth a member per view).
 type Getter = for<'py> fn(&View, Python<'py>) -> PyResult<Bound<'py, PyAny>>;
 
+/// A view type's definition, at its kind's index in [`SPECS`].
 struct Spec {
-    kind: Kind,
     /// The class name in the module, and the prefix of its `repr()`.
     name: &'static CStr,
     repr: &'static str,
@@ -300,7 +301,6 @@ struct Spec {
 
 const SPECS: [Spec; 4] = [
     Spec {
-        kind: Kind::Choice,
         name: c"ChunkChoice",
         repr: "Choice",
         attrs: &[
@@ -314,7 +314,6 @@ const SPECS: [Spec; 4] = [
         })],
     },
     Spec {
-        kind: Kind::Delta,
         name: c"ChoiceDelta",
         repr: "ChoiceDelta",
         attrs: &[
@@ -337,14 +336,12 @@ const SPECS: [Spec; 4] = [
         ],
     },
     Spec {
-        kind: Kind::ToolCall,
         name: c"ChoiceDeltaToolCall",
         repr: "ChoiceDeltaToolCall",
         attrs: &[c"index", c"id", c"type", c"function"],
         getters: &[],
     },
     Spec {
-        kind: Kind::Function,
         name: c"ChoiceDeltaToolCallFunction",
         repr: "ChoiceDeltaToolCallFunction",
         attrs: &[c"name", c"arguments"],
@@ -364,13 +361,11 @@ fn opt_record<'py, T: serde::Serialize>(
 
 /// Make the four view types and add them to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    for spec in &SPECS {
+    for (spec, t) in SPECS.iter().zip(&TYPES) {
         let ty = make_type(m, spec)?;
         m.add(spec.name.to_str()?, &ty)?;
         // Kept for the life of the process, like a static type.
-        TYPES[spec.kind as usize]
-            .ty
-            .store(ty.into_ptr().cast(), Ordering::Release);
+        t.ty.store(ty.into_ptr().cast(), Ordering::Release);
     }
     Ok(())
 }
@@ -500,6 +495,16 @@ mod tests {
     #[test]
     fn an_optional_member_is_one_object_pointer() {
         assert_eq!(size_of::<Option<Member>>(), size_of::<*mut ffi::PyObject>());
-        assert!(SPECS.iter().enumerate().all(|(k, s)| s.kind as usize == k));
+        let names = [Kind::Choice, Kind::Delta, Kind::ToolCall, Kind::Function]
+            .map(|k| SPECS[k as usize].name.to_str().expect("ASCII"));
+        assert_eq!(
+            names,
+            [
+                "ChunkChoice",
+                "ChoiceDelta",
+                "ChoiceDeltaToolCall",
+                "ChoiceDeltaToolCallFunction"
+            ]
+        );
     }
 }
