@@ -11,7 +11,8 @@
 //! every error message. When it answers `Some`, the value equals serde's for the same text; the
 //! differential tests (`tests/chunk_parser.rs`) hold it to that.
 //!
-//! [`HeaderMemo`] skips the members before `choices` when they repeat the previous chunk's bytes.
+//! [`ChunkMemo`] skips what repeats the previous chunk's bytes: the members before `choices`, and
+//! the `choices` array around the one string that changed.
 
 use std::borrow::Cow;
 
@@ -21,41 +22,97 @@ use crate::chunk::{
 
 /// Parse `text` (already validated UTF-8) if it is in the fast path's subset.
 pub fn parse(text: &str) -> Option<ChatChunk> {
-    parse_with(text, &mut HeaderMemo::default())
+    parse_with(text, &mut ChunkMemo::default())
 }
 
-/// [`parse`], starting from `memo` when `text` begins with the bytes it remembers, and leaving
-/// in it what this chunk's header parsed to.
-pub fn parse_with(text: &str, memo: &mut HeaderMemo) -> Option<ChatChunk> {
+/// [`parse`], reusing what `memo` remembers where `text` repeats its bytes, and leaving in it
+/// what this chunk parsed to.
+pub fn parse_with(text: &str, memo: &mut ChunkMemo) -> Option<ChatChunk> {
     let mut p = Parser {
         s: text,
         b: text.as_bytes(),
         i: 0,
+        hole: None,
     };
     let chunk = p.chunk(memo)?;
     p.ws();
     (p.i == p.b.len()).then_some(chunk)
 }
 
-/// The members before `choices` of the last chunk that had any, and the state they parsed to.
+/// What the previous chunks' bytes parsed to, for the next chunk to start from.
 ///
-/// OpenAI-style servers repeat them byte for byte on every chunk of a stream (id, object,
-/// created, model, service tier, fingerprint). The parser is a function of the bytes it has read,
-/// so a chunk that starts with the same bytes reaches `choices` in the same state: one comparison
-/// replaces parsing them again, and the chunk shares the remembered strings instead of allocating
-/// its own.
+/// The parser is a function of the bytes it has read, so bytes that repeat parse to what they
+/// parsed to before. OpenAI-style servers repeat most of every chunk of a stream byte for byte:
+/// - the members before `choices` (id, object, created, model, service tier, fingerprint): a
+///   chunk that starts with the same bytes reaches `choices` in the same state, and shares the
+///   remembered strings instead of allocating its own;
+/// - the `choices` array around the one string that grows the answer
+///   (`[{"index":0,"delta":{"content":` … `},"logprobs":null,"finish_reason":null}]`): a chunk
+///   whose array has the same bytes before and after one string is the remembered choice with
+///   that string in its place.
+///
+/// Either comparison replaces parsing what it covers.
 #[derive(Debug, Default)]
-pub struct HeaderMemo {
+pub struct ChunkMemo {
     /// The text up to (not including) the separator before `"choices"`; empty when nothing is remembered.
     prefix: Vec<u8>,
     chunk: ChatChunk,
     seen: u32,
+    choices: ChoicesMemo,
+}
+
+impl ChunkMemo {
+    /// How many `choices` arrays were read from the memo rather than parsed (for tests and tuning).
+    pub fn choices_reused(&self) -> u64 {
+        self.choices.reused
+    }
+}
+
+/// The last `choices` array that held one choice with a string in its delta, cut around the last
+/// such string (the hole).
+#[derive(Debug, Default)]
+struct ChoicesMemo {
+    /// The array's bytes before the hole's opening quote; empty when nothing is remembered.
+    before: Vec<u8>,
+    /// The array's bytes after the hole's closing quote, through its `]`.
+    after: Vec<u8>,
+    /// The choice those bytes parsed to, its hole empty.
+    choice: ChunkChoice,
+    hole: Slot,
+    reused: u64,
+}
+
+/// A string field of a delta.
+#[derive(Debug, Default, Clone, Copy)]
+enum Slot {
+    Role,
+    #[default]
+    Content,
+    ReasoningContent,
+    Refusal,
+    Reasoning,
+    ReasoningSignature,
+}
+
+impl Slot {
+    fn of(self, d: &mut Delta) -> &mut Option<String> {
+        match self {
+            Slot::Role => &mut d.role,
+            Slot::Content => &mut d.content,
+            Slot::ReasoningContent => &mut d.reasoning_content,
+            Slot::Refusal => &mut d.refusal,
+            Slot::Reasoning => &mut d.reasoning,
+            Slot::ReasoningSignature => &mut d.reasoning_signature,
+        }
+    }
 }
 
 struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// The last delta string read: its field, and where its quotes start and end.
+    hole: Option<(Slot, usize, usize)>,
 }
 
 /// Walks the members of one object: `members!(p, |key| { …read the value… })`.
@@ -380,7 +437,7 @@ impl<'a> Parser<'a> {
         Some(())
     }
 
-    fn chunk(&mut self, memo: &mut HeaderMemo) -> Option<ChatChunk> {
+    fn chunk(&mut self, memo: &mut ChunkMemo) -> Option<ChatChunk> {
         let n = memo.prefix.len();
         let resumed = n != 0 && self.b.len() > n && self.b[..n] == memo.prefix[..];
         let (mut c, mut seen, mut first) = if resumed {
@@ -435,7 +492,7 @@ impl<'a> Parser<'a> {
                     }
                     once(&mut seen, 64)?;
                     if !self.null() {
-                        c.choices = self.array(Self::choice)?;
+                        c.choices = self.choices(&mut memo.choices)?;
                     }
                 }
                 // Present but null these are the defaults; anything else goes to serde.
@@ -457,6 +514,37 @@ impl<'a> Parser<'a> {
             first = false;
         }
         Some(c)
+    }
+
+    /// The `choices` array: from `memo` when it repeats the remembered bytes around one string,
+    /// else parsed (and remembered, when it has the shape the memo keeps).
+    fn choices(&mut self, memo: &mut ChoicesMemo) -> Option<Vec<ChunkChoice>> {
+        let start = self.i;
+        if !memo.before.is_empty() && self.b[start..].starts_with(&memo.before) {
+            self.i = start + memo.before.len();
+            if let Some(s) = self.string() {
+                if self.b[self.i..].starts_with(&memo.after) {
+                    self.i += memo.after.len();
+                    memo.reused += 1;
+                    let mut c = memo.choice.clone();
+                    *memo.hole.of(&mut c.delta) = Some(s);
+                    return Some(vec![c]);
+                }
+            }
+            self.i = start;
+        }
+        self.hole = None;
+        let choices = self.array(Self::choice)?;
+        if let ([one], Some((slot, open, close))) = (&choices[..], self.hole) {
+            memo.before.clear();
+            memo.before.extend_from_slice(&self.b[start..open]);
+            memo.after.clear();
+            memo.after.extend_from_slice(&self.b[close..self.i]);
+            memo.choice.clone_from(one);
+            *slot.of(&mut memo.choice.delta) = None;
+            memo.hole = slot;
+        }
+        Some(choices)
     }
 
     fn x_groq(&mut self) -> Option<XGroq> {
@@ -538,12 +626,12 @@ impl<'a> Parser<'a> {
         let mut seen = 0u32;
         members!(self, |key| {
             let (bit, slot) = match key {
-                b"role" => (1, &mut d.role),
-                b"content" => (2, &mut d.content),
-                b"reasoning_content" => (4, &mut d.reasoning_content),
-                b"refusal" => (8, &mut d.refusal),
-                b"reasoning" => (16, &mut d.reasoning),
-                b"reasoning_signature" => (32, &mut d.reasoning_signature),
+                b"role" => (1, Slot::Role),
+                b"content" => (2, Slot::Content),
+                b"reasoning_content" => (4, Slot::ReasoningContent),
+                b"refusal" => (8, Slot::Refusal),
+                b"reasoning" => (16, Slot::Reasoning),
+                b"reasoning_signature" => (32, Slot::ReasoningSignature),
                 // Whole reasoning blocks: rare, and serde's to read.
                 b"thinking_blocks" => return None,
                 b"tool_calls" => {
@@ -560,7 +648,12 @@ impl<'a> Parser<'a> {
             };
             once(&mut seen, bit)?;
             // `content` may also be a list of parts: not a string, so serde takes it.
-            *slot = self.opt_string()?;
+            let open = self.i;
+            let value = self.opt_string()?;
+            if value.is_some() {
+                self.hole = Some((slot, open, self.i));
+            }
+            *slot.of(d) = value;
         });
         Some(())
     }

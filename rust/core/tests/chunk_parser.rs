@@ -4,15 +4,15 @@
 //! `Ok(c)`. Checked on every `data:` payload of the OpenAI-format recordings (ours and, when
 //! present, ../shared's), on hand-written edge cases, and on thousands of random mutations of
 //! those payloads. A second check makes sure the fast path is actually taken on ordinary chunks.
-//! A third holds the header memo to the same answers: a chunk parsed after another (whose header
-//! it may resume from) parses exactly as it does alone.
+//! A third holds the memo to the same answers: a chunk parsed after another (whose header and
+//! `choices` bytes it may reuse) parses exactly as it does alone.
 
 mod common;
 
 use std::path::Path;
 
 use common::{repo_root, shared_providers, Lcg};
-use polystream_core::chunk_parser::{parse, parse_with, HeaderMemo};
+use polystream_core::chunk_parser::{parse, parse_with, ChunkMemo};
 use polystream_core::{ChatChunk, SseDecoder};
 
 fn serde_parse(text: &str) -> Option<ChatChunk> {
@@ -192,11 +192,12 @@ fn edge_cases() {
 }
 
 /// Each recording's payloads in order through one memo, as the dialect parses them: every answer
-/// equals the memo-less one, and consecutive chunks of a stream share their id's allocation.
+/// equals the memo-less one, consecutive chunks of a stream share their id's allocation, and most
+/// `choices` arrays come from the memo.
 #[test]
-fn header_memo_changes_nothing_but_sharing() {
+fn memo_changes_nothing_but_sharing() {
     let all = payloads();
-    let mut memo = HeaderMemo::default();
+    let mut memo = ChunkMemo::default();
     let mut prev: Option<(String, ChatChunk)> = None;
     let mut shared = 0;
     for (name, text) in &all {
@@ -218,12 +219,18 @@ fn header_memo_changes_nothing_but_sharing() {
         shared > 100,
         "consecutive chunks shared their id only {shared} times"
     );
+    assert!(
+        memo.choices_reused() > 100,
+        "only {} choices arrays came from the memo",
+        memo.choices_reused()
+    );
 }
 
 /// A memo primed with one payload, then a mutant of it: the memo resumes exactly when the edit
-/// lies after the remembered header, and either way the answer is the memo-less one.
+/// lies after the remembered header (and reuses `choices` when the edit lies in its hole), and
+/// either way the answer is the memo-less one.
 #[test]
-fn header_memo_on_mutants() {
+fn memo_on_mutants() {
     let all = payloads();
     let mut rng = Lcg::new(0x3e30);
     let mut resumed_like = 0usize;
@@ -238,7 +245,7 @@ fn header_memo_on_mutants() {
             let Ok(t) = std::str::from_utf8(&m) else {
                 continue;
             };
-            let mut memo = HeaderMemo::default();
+            let mut memo = ChunkMemo::default();
             let _ = parse_with(text, &mut memo);
             let with = parse_with(t, &mut memo);
             assert_eq!(
@@ -256,6 +263,102 @@ fn header_memo_on_mutants() {
         resumed_like > 1_000,
         "too few edits after the header: {resumed_like}"
     );
+}
+
+/// The `choices` memo's hole: a payload, then the same payload with its last delta string
+/// replaced (escapes, multi-byte text, quotes, an empty string, a surrogate pair serde must read,
+/// null, a list of parts, a number) or with bytes edited on either side of it. Every answer is
+/// the memo-less one, and the memo is used exactly when only the string changed.
+#[test]
+fn choices_memo_hole() {
+    let replacements = [
+        r#""""#,
+        r#""plain text""#,
+        r#""caf\u00e9 \"quoted\" back\\slash\n""#,
+        "\"日本語 — ✓\"",
+        r#""\ud83d\ude00""#,
+        r#""\u0000""#,
+        "null",
+        r#"[{"type":"text","text":"x"}]"#,
+        "7",
+        r#""unterminated"#,
+    ];
+    let mut reused_cases = 0;
+    let mut checked = 0;
+    for (name, text) in payloads().iter().take(3_000) {
+        // The last delta string of a one-choice chunk: where the memo cuts its hole.
+        let Some(chunk) = parse(text) else { continue };
+        if chunk.choices.len() != 1 {
+            continue;
+        }
+        let Some(key_at) = [
+            "\"content\":\"",
+            "\"reasoning_content\":\"",
+            "\"reasoning\":\"",
+        ]
+        .iter()
+        .filter_map(|k| text.rfind(k).map(|at| at + k.len() - 1))
+        .max() else {
+            continue;
+        };
+        let Some(close) = string_end(text.as_bytes(), key_at) else {
+            continue;
+        };
+        for new in replacements {
+            let t = format!("{}{}{}", &text[..key_at], new, &text[close..]);
+            let mut memo = ChunkMemo::default();
+            let _ = parse_with(text, &mut memo);
+            let before = memo.choices_reused();
+            let with = parse_with(&t, &mut memo);
+            assert_eq!(with, parse(&t), "{name}: memo changed the answer for {t:?}");
+            if let Some(c) = &with {
+                assert_eq!(Some(c), serde_parse(&t).as_ref(), "{name}: {t:?}");
+            }
+            if memo.choices_reused() > before {
+                reused_cases += 1;
+                assert!(new.starts_with('"'), "{name}: reused around {new}");
+            }
+            checked += 1;
+        }
+        // Whitespace on either side of the string, or any edit after it: never reused, same answer.
+        for (at, byte) in [
+            (key_at - 1, b' '),
+            (key_at, b' '),
+            (close, b' '),
+            (close + 1, b'x'),
+        ] {
+            let mut m = text.as_bytes().to_vec();
+            m.insert(at.min(m.len()), byte);
+            let t = String::from_utf8(m).expect("ASCII edit");
+            let mut memo = ChunkMemo::default();
+            let _ = parse_with(text, &mut memo);
+            let before = memo.choices_reused();
+            assert_eq!(parse_with(&t, &mut memo), parse(&t), "{name}: {t:?}");
+            assert_eq!(
+                memo.choices_reused(),
+                before,
+                "{name}: reused despite {t:?}"
+            );
+        }
+    }
+    assert!(checked > 1_000, "too few payloads with a hole: {checked}");
+    assert!(
+        reused_cases > 500,
+        "the memo was reused only {reused_cases} times"
+    );
+}
+
+/// The index after the JSON string whose opening quote is at `open`.
+fn string_end(b: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Random single edits of real payloads: inserted, deleted, doubled or swapped bytes biased

@@ -12,7 +12,7 @@
 use super::{ended, sse_payload};
 use super::{json_text, parse_json_text, provider_error_from_value, Dialect, Frame, Framing};
 use crate::chunk::{ChatChunk, MISSING_INDEX};
-use crate::chunk_parser::{parse_with, HeaderMemo};
+use crate::chunk_parser::{parse_with, ChunkMemo};
 use crate::error::Result;
 
 const NAME: &str = "openai_chat";
@@ -35,7 +35,7 @@ pub struct OpenAiChat {
     saw_finish: bool,
     /// Per choice index: tool calls seen so far, for assigning indexes the server left out.
     tool_counts: Vec<(u32, u32)>,
-    header: HeaderMemo,
+    memo: ChunkMemo,
 }
 
 impl OpenAiChat {
@@ -89,7 +89,7 @@ impl Dialect for OpenAiChat {
         };
         let text = json_text(NAME, data)?;
         // The common shape through the hand-written parser; anything else (and every error) through serde.
-        let mut chunk: ChatChunk = match parse_with(text, &mut self.header) {
+        let mut chunk: ChatChunk = match parse_with(text, &mut self.memo) {
             Some(c) => c,
             None => parse_json_text(NAME, text)?,
         };
