@@ -78,11 +78,13 @@ struct ChoicesMemo {
     after: Vec<u8>,
     /// The choice those bytes parsed to, its hole empty.
     choice: ChunkChoice,
+    /// `choice` is its index and nothing else (the usual case): made fresh rather than cloned.
+    bare: bool,
     hole: Slot,
     reused: u64,
 }
 
-/// A string field of a delta.
+/// A string field of a delta: where a [`ChoicesMemo`] hole can be.
 #[derive(Debug, Default, Clone, Copy)]
 enum Slot {
     Role,
@@ -92,18 +94,25 @@ enum Slot {
     Refusal,
     Reasoning,
     ReasoningSignature,
+    /// The arguments of the delta's only tool call (the pieces of a streamed call).
+    Arguments,
 }
 
 impl Slot {
-    fn of(self, d: &mut Delta) -> &mut Option<String> {
-        match self {
+    /// The field in `d`; `None` when `d` has no such place (arguments without exactly one call).
+    fn of(self, d: &mut Delta) -> Option<&mut Option<String>> {
+        Some(match self {
             Slot::Role => &mut d.role,
             Slot::Content => &mut d.content,
             Slot::ReasoningContent => &mut d.reasoning_content,
             Slot::Refusal => &mut d.refusal,
             Slot::Reasoning => &mut d.reasoning,
             Slot::ReasoningSignature => &mut d.reasoning_signature,
-        }
+            Slot::Arguments => match d.tool_calls.as_deref_mut() {
+                Some([call]) => &mut call.function.as_mut()?.arguments,
+                _ => return None,
+            },
+        })
     }
 }
 
@@ -111,7 +120,8 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
-    /// The last delta string read: its field, and where its quotes start and end.
+    /// The last delta string read (or tool call arguments): its field, and where its quotes
+    /// start and end.
     hole: Option<(Slot, usize, usize)>,
 }
 
@@ -526,8 +536,16 @@ impl<'a> Parser<'a> {
                 if self.b[self.i..].starts_with(&memo.after) {
                     self.i += memo.after.len();
                     memo.reused += 1;
-                    let mut c = memo.choice.clone();
-                    *memo.hole.of(&mut c.delta) = Some(s);
+                    let mut c = if memo.bare {
+                        ChunkChoice {
+                            index: memo.choice.index,
+                            ..ChunkChoice::default()
+                        }
+                    } else {
+                        memo.choice.clone()
+                    };
+                    // The hole's place exists: the remembered choice has it.
+                    *memo.hole.of(&mut c.delta)? = Some(s);
                     return Some(vec![c]);
                 }
             }
@@ -536,12 +554,21 @@ impl<'a> Parser<'a> {
         self.hole = None;
         let choices = self.array(Self::choice)?;
         if let ([one], Some((slot, open, close))) = (&choices[..], self.hole) {
+            let mut choice = one.clone();
+            let Some(place) = slot.of(&mut choice.delta) else {
+                return Some(choices);
+            };
+            *place = None;
             memo.before.clear();
             memo.before.extend_from_slice(&self.b[start..open]);
             memo.after.clear();
             memo.after.extend_from_slice(&self.b[close..self.i]);
-            memo.choice.clone_from(one);
-            *slot.of(&mut memo.choice.delta) = None;
+            memo.choice = choice;
+            memo.bare = memo.choice
+                == ChunkChoice {
+                    index: one.index,
+                    ..ChunkChoice::default()
+                };
             memo.hole = slot;
         }
         Some(choices)
@@ -653,7 +680,7 @@ impl<'a> Parser<'a> {
             if value.is_some() {
                 self.hole = Some((slot, open, self.i));
             }
-            *slot.of(d) = value;
+            *slot.of(d)? = value;
         });
         Some(())
     }
@@ -698,7 +725,11 @@ impl<'a> Parser<'a> {
                 }
                 b"arguments" => {
                     once(&mut seen, 2)?;
+                    let open = self.i;
                     f.arguments = self.opt_string()?;
+                    if f.arguments.is_some() {
+                        self.hole = Some((Slot::Arguments, open, self.i));
+                    }
                 }
                 _ => self.skip_value(0)?,
             }

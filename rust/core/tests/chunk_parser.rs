@@ -265,8 +265,8 @@ fn memo_on_mutants() {
     );
 }
 
-/// The `choices` memo's hole: a payload, then the same payload with its last delta string
-/// replaced (escapes, multi-byte text, quotes, an empty string, a surrogate pair serde must read,
+/// The `choices` memo's hole: a payload, then the same payload with its last delta string (or
+/// tool call arguments) replaced (escapes, multi-byte text, quotes, an empty string, a surrogate pair serde must read,
 /// null, a list of parts, a number) or with bytes edited on either side of it. Every answer is
 /// the memo-less one, and the memo is used exactly when only the string changed.
 #[test]
@@ -284,9 +284,10 @@ fn choices_memo_hole() {
         r#""unterminated"#,
     ];
     let mut reused_cases = 0;
+    let mut reused_arguments = 0;
     let mut checked = 0;
     for (name, text) in payloads().iter().take(3_000) {
-        // The last delta string of a one-choice chunk: where the memo cuts its hole.
+        // The last delta string (or arguments) of a one-choice chunk: where the memo cuts its hole.
         let Some(chunk) = parse(text) else { continue };
         if chunk.choices.len() != 1 {
             continue;
@@ -295,6 +296,7 @@ fn choices_memo_hole() {
             "\"content\":\"",
             "\"reasoning_content\":\"",
             "\"reasoning\":\"",
+            "\"arguments\":\"",
         ]
         .iter()
         .filter_map(|k| text.rfind(k).map(|at| at + k.len() - 1))
@@ -316,6 +318,7 @@ fn choices_memo_hole() {
             }
             if memo.choices_reused() > before {
                 reused_cases += 1;
+                reused_arguments += usize::from(text[..key_at].ends_with("\"arguments\":"));
                 assert!(new.starts_with('"'), "{name}: reused around {new}");
             }
             checked += 1;
@@ -345,6 +348,10 @@ fn choices_memo_hole() {
     assert!(
         reused_cases > 500,
         "the memo was reused only {reused_cases} times"
+    );
+    assert!(
+        reused_arguments > 50,
+        "tool call arguments were reused only {reused_arguments} times"
     );
 }
 
