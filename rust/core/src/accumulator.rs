@@ -50,8 +50,10 @@ fn append_list<T: Clone>(dst: &mut Option<Vec<T>>, piece: &Option<Vec<T>>) {
     }
 }
 
-fn set_if_some<T: Clone>(dst: &mut Option<T>, v: &Option<T>) {
-    if v.is_some() {
+fn set_if_some<T: Clone + PartialEq>(dst: &mut Option<T>, v: &Option<T>) {
+    // Equal is the usual case (a stream repeats its fingerprint on every chunk): for a SharedStr
+    // the comparison is a pointer check, where cloning would be two atomic count updates.
+    if v.is_some() && dst != v {
         dst.clone_from(v);
     }
 }
