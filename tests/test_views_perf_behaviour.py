@@ -10,8 +10,10 @@ or released twice (checked through refcounts of the shared objects: None, cached
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
+import pickle
 import sys
 
 import pytest
@@ -150,6 +152,54 @@ def test_views_outlive_their_chunk_and_decoder() -> None:
     gc.collect()
     assert delta.content == "naïve 🙂 text" and delta.to_dict() == {"content": "naïve 🙂 text"}
     assert call.function.name == "f" and call.to_dict()["id"] == "call_a"
+
+
+def test_chunks_are_made_only_from_rust_and_compare_by_value() -> None:
+    """A chunk comes from a decoder or `from_json` (str or bytes, keyword `data`); it cannot be
+    made, subclassed, changed, hashed, pickled or copied from Python, and compares by value."""
+    raw = chunks()[2].to_json()
+    a, b = ChatCompletionChunk.from_json(raw), ChatCompletionChunk.from_json(data=raw.encode())
+    with pytest.raises(TypeError):
+        ChatCompletionChunk()
+    with pytest.raises(TypeError):
+        type("Sub", (ChatCompletionChunk,), {})
+    for name in ("id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "choices"):
+        with pytest.raises(AttributeError):
+            setattr(a, name, "x")
+    with pytest.raises(AttributeError):
+        a.extra = 1  # type: ignore[attr-defined]
+    for copier in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot pickle"):
+            copier(a)
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(a)
+    assert ChatCompletionChunk.__hash__ is None  # type: ignore[comparison-overlap]
+    assert a == b and not (a != b) and a is not b
+    assert a != chunks()[3] and not (a == chunks()[3])
+    assert a.__eq__(1) is False and a.__ne__(1) is True and (a == 1) is False and (1 != a) is True
+    assert a.__eq__(a.choices[0]) is False
+    assert a.__lt__(b) is NotImplemented
+    with pytest.raises(TypeError):
+        a < b  # type: ignore[operator]
+    assert (a.id, a.object, a.created, a.model) == ("c1", "chat.completion.chunk", 7, "m")
+    assert (a.system_fingerprint, a.service_tier, a.usage) == (None, None, None)
+    assert a["id"] == "c1" and a["choices"][1]["delta"] == {"content": "naïve 🙂 text"}
+    with pytest.raises(KeyError, match="usage"):
+        a["usage"]
+    with pytest.raises(TypeError):
+        a[0]  # type: ignore[index]
+    assert a.model_dump() == a.to_dict() == json.loads(raw) and a.model_dump_json() == a.to_json() == raw
+    assert repr(a) == f"ChatCompletionChunk({raw})"
+    with pytest.raises(polystream.errors.InvalidChunkError):
+        ChatCompletionChunk.from_json("{")
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.from_json(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.from_json()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.from_json(raw, raw)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.from_json(raw, data=raw)  # type: ignore[misc]
 
 
 def test_views_balance_references() -> None:
