@@ -1,12 +1,13 @@
 //! Helpers for the Python objects made on the hot paths (one or more per chunk or per event).
 
-use std::ffi::CStr;
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_int, c_void, CStr};
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
+use std::mem::{size_of, ManuallyDrop};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use pyo3::exceptions::PySystemError;
+use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::impl_::pyclass::class_offset;
 use pyo3::impl_::pyclass_init::PyObjectInit;
@@ -346,4 +347,211 @@ pub fn method_table(
         .chain([ffi::PyMethodDef::zeroed()])
         .collect();
     Vec::leak(table).as_mut_ptr().cast()
+}
+
+/// A CPython type made from a spec (`PyType_FromSpec`) whose instances are a [`SpecObject<T>`]:
+/// made only from Rust, never instantiated, subclassed or changed from Python.
+///
+/// A freed instance goes to the type's free list and the next instance reuses its memory: no
+/// malloc or free, no zeroing. Nor any of pyo3's per-object work: its allocation and initialiser
+/// layers, its dealloc trampoline (with its thread-local GIL count) and the type-slot lookups
+/// that abi3 makes on every dealloc. For objects made per chunk, that is most of their cost.
+pub struct SpecType<T> {
+    ty: AtomicPtr<ffi::PyTypeObject>,
+    free: FreeList,
+    _value: PhantomData<fn() -> T>,
+}
+
+/// An instance of a [`SpecType`]: the object header, then the Rust value.
+#[repr(C)]
+pub struct SpecObject<T> {
+    ob_base: ffi::PyObject,
+    pub value: T,
+}
+
+/// The Rust value of a [`SpecType`]'s instances.
+pub trait SpecValue: Sized + 'static {
+    /// The type of the object holding this value: its free list takes the object when it dies.
+    fn spec_type(&self) -> &'static SpecType<Self>;
+}
+
+impl<T: SpecValue> SpecType<T> {
+    pub const fn new() -> Self {
+        SpecType {
+            ty: AtomicPtr::new(ptr::null_mut()),
+            free: FreeList::new(),
+            _value: PhantomData,
+        }
+    }
+
+    /// Make the type `polystream._core.<name>` from `slots` (the dealloc is added here) and add it
+    /// to the module.
+    pub fn register(
+        &self,
+        m: &Bound<'_, PyModule>,
+        name: &'static CStr,
+        slots: &[ffi::PyType_Slot],
+    ) -> PyResult<()> {
+        // CPython keeps a pointer to the qualified name for the life of the type (made once, at
+        // import): leaked.
+        let full_name = format!("polystream._core.{}", name.to_str()?);
+        let full_name = Box::leak(std::ffi::CString::new(full_name)?.into_boxed_c_str());
+        let mut slots: Vec<ffi::PyType_Slot> =
+            [slot(ffi::Py_tp_dealloc, dealloc::<T> as *mut c_void)]
+                .into_iter()
+                .chain(slots.iter().copied())
+                .chain([slot(0, ptr::null_mut())])
+                .collect();
+        let mut spec = ffi::PyType_Spec {
+            name: full_name.as_ptr(),
+            basicsize: size_of::<SpecObject<T>>() as c_int,
+            itemsize: 0,
+            // Not instantiable from Python (an instance is only ever made by `new_object`), not
+            // subclassable (so an instance's type is exactly this one), type attributes fixed.
+            // No GC: each user says why its objects cannot be part of a cycle.
+            flags: (ffi::Py_TPFLAGS_DEFAULT
+                | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
+                | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
+            slots: slots.as_mut_ptr(),
+        };
+        // SAFETY: the spec and its slots are valid for the call (CPython copies the spec; what it
+        // keeps pointers to is leaked). A new reference or NULL with an exception set.
+        let ty = unsafe { Bound::from_owned_ptr_or_err(m.py(), ffi::PyType_FromSpec(&mut spec))? };
+        m.add(name.to_str()?, &ty)?;
+        // Kept for the life of the process, like a static type.
+        self.ty.store(ty.into_ptr().cast(), Ordering::Release);
+        Ok(())
+    }
+
+    /// A new instance holding `value`, from the free list when it has one.
+    pub fn new_object<'py>(&self, py: Python<'py>, value: T) -> PyResult<Bound<'py, PyAny>> {
+        let ty = self.ty.load(Ordering::Acquire);
+        if ty.is_null() {
+            return Err(PyTypeError::new_err(
+                "polystream._core: a type used before the module registered it",
+            ));
+        }
+        // SAFETY: the GIL is held (`py`). A free-list entry is an instance of this type whose
+        // value was dropped (see `dealloc`): PyObject_Init makes it a live object again (type,
+        // type reference, refcount 1). GenericAlloc returns a new instance or NULL with an
+        // exception set (then `value` is dropped here, releasing what it holds). `value` is
+        // written into the uninitialised field before any Python code can see the object.
+        unsafe {
+            let obj = match self.free.pop() {
+                Some(obj) => ffi::PyObject_Init(obj, ty),
+                None => ffi::PyType_GenericAlloc(ty, 0),
+            };
+            let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+            ptr::write(
+                ptr::addr_of_mut!((*obj.as_ptr().cast::<SpecObject<T>>()).value),
+                value,
+            );
+            Ok(obj)
+        }
+    }
+}
+
+/// The value of `obj`, an instance of a [`SpecType<T>`].
+///
+/// # Safety
+/// `obj` must be a live instance of that type, and the reference must not outlive it. CPython
+/// passes such an object to the type's slots, methods and descriptors (each checks the
+/// instance's type first; the type cannot be subclassed or instantiated from Python).
+pub unsafe fn spec_value<'a, T>(obj: *mut ffi::PyObject) -> &'a T {
+    &(*obj.cast::<SpecObject<T>>()).value
+}
+
+unsafe extern "C" fn dealloc<T: SpecValue>(obj: *mut ffi::PyObject) {
+    let so = obj.cast::<SpecObject<T>>();
+    let t = (*so).value.spec_type();
+    // The value goes first. What it releases may run Python code (a `__del__` in a list the
+    // user filled) that makes and frees objects of this type: the free list is touched only
+    // after. Nothing here panics: it releases Arcs and object references.
+    ptr::drop_in_place(ptr::addr_of_mut!((*so).value));
+    let ty = ffi::Py_TYPE(obj);
+    if !t.free.push(obj) {
+        ffi::PyObject_Free(obj.cast()); // the heap type's tp_free for a non-GC type
+    }
+    ffi::Py_DecRef(ty.cast()); // an instance of a heap type holds a reference to it
+}
+
+/// Freed instances of one spec type, kept for reuse. Touched only with the GIL held: abi3
+/// modules run on GIL builds of CPython only, and every caller holds it (`dealloc`, `new_object`).
+struct FreeList {
+    items: UnsafeCell<[*mut ffi::PyObject; FREE_CAP]>,
+    len: Cell<usize>,
+}
+
+/// Enough for the objects of a read's worth of chunks; more are freed to the allocator.
+const FREE_CAP: usize = 256;
+
+// SAFETY: see the type's doc: the GIL serialises every access.
+unsafe impl Sync for FreeList {}
+
+impl FreeList {
+    const fn new() -> Self {
+        FreeList {
+            items: UnsafeCell::new([ptr::null_mut(); FREE_CAP]),
+            len: Cell::new(0),
+        }
+    }
+    /// # Safety
+    /// The GIL must be held.
+    unsafe fn pop(&self) -> Option<*mut ffi::PyObject> {
+        let n = self.len.get();
+        if n == 0 {
+            return None;
+        }
+        self.len.set(n - 1);
+        Some((*self.items.get())[n - 1])
+    }
+    /// Keep `obj`; false if the list is full.
+    ///
+    /// # Safety
+    /// The GIL must be held.
+    unsafe fn push(&self, obj: *mut ffi::PyObject) -> bool {
+        let n = self.len.get();
+        if n == FREE_CAP {
+            return false;
+        }
+        (*self.items.get())[n] = obj;
+        self.len.set(n + 1);
+        true
+    }
+}
+
+/// What a spec type's getter computes from its object's value.
+pub type SpecGetter<T> = for<'py> fn(&T, Python<'py>) -> PyResult<Bound<'py, PyAny>>;
+
+/// A spec type's `Py_tp_getset` table: read-only attributes computed by Rust functions that
+/// CPython calls straight from the descriptor. Leaked, as [`method_table`].
+pub fn getset_table<T: SpecValue>(getters: &[(&'static CStr, SpecGetter<T>)]) -> *mut c_void {
+    let table: Vec<ffi::PyGetSetDef> = getters
+        .iter()
+        .map(|&(name, get)| ffi::PyGetSetDef {
+            name: name.as_ptr(),
+            get: Some(spec_getter::<T>),
+            set: None,
+            doc: ptr::null(),
+            closure: get as *mut c_void, // the function travels in the closure pointer
+        })
+        .chain([ffi::PyGetSetDef {
+            name: ptr::null(),
+            get: None,
+            set: None,
+            doc: ptr::null(),
+            closure: ptr::null_mut(),
+        }])
+        .collect();
+    Vec::leak(table).as_mut_ptr().cast()
+}
+
+unsafe extern "C" fn spec_getter<T: SpecValue>(
+    obj: *mut ffi::PyObject,
+    closure: *mut c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: `closure` is the `SpecGetter<T>` that `getset_table` stored in this descriptor,
+    // which CPython calls only for an instance of T's type, with the GIL held.
+    let get = std::mem::transmute::<*mut c_void, SpecGetter<T>>(closure);
+    ffi_result(|py| get(spec_value(obj), py))
 }
