@@ -163,6 +163,10 @@ def test_chunks_are_made_only_from_rust_and_compare_by_value() -> None:
         ChatCompletionChunk()
     with pytest.raises(TypeError):
         type("Sub", (ChatCompletionChunk,), {})
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.to_dict = lambda self: {}  # type: ignore[method-assign]
+    with pytest.raises(TypeError):
+        ChatCompletionChunk.to_dict(chunks()[0].choices[0])  # type: ignore[arg-type]
     for name in ("id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "choices"):
         with pytest.raises(AttributeError):
             setattr(a, name, "x")
@@ -188,6 +192,10 @@ def test_chunks_are_made_only_from_rust_and_compare_by_value() -> None:
         a["usage"]
     with pytest.raises(TypeError):
         a[0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        list(a)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        "id" in a  # type: ignore[operator]
     assert a.model_dump() == a.to_dict() == json.loads(raw) and a.model_dump_json() == a.to_json() == raw
     assert repr(a) == f"ChatCompletionChunk({raw})"
     with pytest.raises(polystream.errors.InvalidChunkError):
@@ -202,17 +210,34 @@ def test_chunks_are_made_only_from_rust_and_compare_by_value() -> None:
         ChatCompletionChunk.from_json(raw, data=raw)  # type: ignore[misc]
 
 
+def test_reused_chunks_start_fresh() -> None:
+    """A chunk freed to its type's free list and made again shows only its new chunk: its own
+    values and its own `choices`, never the previous chunk's."""
+    fresh = sse({**HEAD, "id": "c2", "choices": [{"index": 0, "delta": {"content": "fresh"}}]})
+    for _ in range(3):
+        old = chunks()
+        assert all(c.choices is c.choices for c in old)  # every old chunk holds its choices
+        freed = {id(c) for c in old}
+        del old
+        again = ChunkDecoder("openai_chat").feed(fresh)[0]
+        assert id(again) in freed  # the memory of a freed chunk, reused
+        assert (again.id, again.usage) == ("c2", None)
+        assert [c.delta.content for c in again.choices] == ["fresh"]
+        assert again.to_dict()["choices"][0]["delta"] == {"content": "fresh"}
+
+
 def test_views_balance_references() -> None:
-    """Building and freeing views leaves shared objects' refcounts as they were (no leak, no
-    double release): None (a view's absent attributes) and a str read out of a view."""
+    """Building and freeing chunks and views leaves shared objects' refcounts as they were (no
+    leak, no double release): their types, None (a view's absent attributes) and a str read out
+    of a view."""
     for _ in range(3):  # warm every lazily created type and cache
         for c in chunks():
             [(ch.delta.tool_calls, ch.finish_reason) for ch in c.choices]
     kept = chunks()[3].choices[0].delta.content
-    view_types = VIEW_TYPES
+    view_types = (ChatCompletionChunk, *VIEW_TYPES)
     gc.collect()
     none_before, kept_before = sys.getrefcount(None), sys.getrefcount(kept)
-    # Each view holds a reference to its type, also when it is reused from the type's free list.
+    # Each chunk and view holds a reference to its type, also when reused from the free list.
     types_before = [sys.getrefcount(t) for t in view_types]
 
     def churn() -> None:  # its loop variables (the last views) die with it

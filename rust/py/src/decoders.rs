@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyList, PyString};
 
-use crate::chunks::{ChatCompletionChunk, CHUNK_TYPE};
+use crate::chunks::{chunk_of, new_chunk};
 use crate::convert::{to_record, with_bytes, with_bytes_or_str};
 use crate::errors::to_pyerr;
 use crate::objects::list_from_iter;
@@ -34,9 +34,7 @@ impl ChunkDecoder {
             if let Some(acc) = acc.as_mut() {
                 acc.add(&c);
             }
-            Ok(CHUNK_TYPE
-                .new_object(py, ChatCompletionChunk::from_arc(c))?
-                .into_any())
+            new_chunk(py, c)
         });
         list_from_iter(py, chunks)
     }
@@ -123,8 +121,8 @@ pub struct Accumulator {
 
 impl Accumulator {
     fn add_one(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(c) = chunk.downcast::<ChatCompletionChunk>() {
-            self.core.add(&c.get().inner);
+        if let Some(c) = chunk_of(chunk) {
+            self.core.add(c);
             return Ok(());
         }
         // Foreign chunks (dicts, openai SDK models, Records): through their JSON.

@@ -32,8 +32,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::ServerSentEvent>()?;
     sse::ServerSentEvent::add_members(m.py())?;
     m.add_class::<sse::SSEDecoder>()?;
-    m.add_class::<chunks::ChatCompletionChunk>()?;
-    chunks::add_getters(m.py())?;
+    chunks::register(m)?;
     views::register(m)?;
     aiter::register(m)?;
     m.add_class::<decoders::ChunkDecoder>()?;

@@ -61,9 +61,9 @@ impl Drop for OnceObject {
         let p = *self.0.get_mut();
         if !p.is_null() {
             // SAFETY: the cell only becomes non-null through `get_or_try_init`, which needs the GIL
-            // and a `&self` of a pyclass field: such a cell is dropped only from that pyclass's
-            // tp_dealloc, which CPython runs with the GIL held. The cell owns exactly this one
-            // reference. (Releasing it directly skips pyo3's thread-local GIL check.)
+            // and a `&self` of a chunk object's field: such a cell is dropped only from that
+            // object's tp_dealloc, which CPython runs with the GIL held. The cell owns exactly this
+            // one reference. (Releasing it directly skips pyo3's thread-local GIL check.)
             unsafe { ffi::Py_DecRef(p) }
         }
     }
@@ -248,52 +248,6 @@ pub unsafe fn add_object_members<T: PyClass<Frozen = True>>(
     Ok(())
 }
 
-/// What a [`add_getter`] getter computes from its object.
-pub type Getter<T> = for<'py> fn(&T, Python<'py>) -> PyResult<Bound<'py, PyAny>>;
-
-/// Register `get` as the read-only attribute `name` of `T`, called by CPython straight from a
-/// getset descriptor. A `#[getter]` goes through pyo3's trampoline (its thread-local GIL count and
-/// reference pool) and a downcast of `self` first, ~190 instructions a read: too much for the
-/// `chunk.choices` that every client loop reads once per chunk.
-pub fn add_getter<T: PyClass<Frozen = True>>(
-    py: Python<'_>,
-    name: &'static CStr,
-    get: Getter<T>,
-) -> PyResult<()> {
-    let ty = T::type_object(py);
-    let def = Box::leak(Box::new(ffi::PyGetSetDef {
-        name: name.as_ptr(),
-        get: Some(raw_getter::<T>),
-        set: None,
-        doc: ptr::null(),
-        // The function travels in the descriptor's closure pointer.
-        closure: get as *mut std::ffi::c_void,
-    }));
-    // SAFETY: `ty` is a live type object and `def` is never freed; the result is a new reference
-    // or NULL with an exception set.
-    let descr =
-        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(ty.as_type_ptr(), def))? };
-    ty.setattr(name.to_str()?, descr)
-}
-
-unsafe extern "C" fn raw_getter<T: PyClass<Frozen = True>>(
-    obj: *mut ffi::PyObject,
-    closure: *mut std::ffi::c_void,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls a getset's getter with the GIL held, and only for an instance of the
-    // type the descriptor was made for (T, which pyo3 does not let Python subclass), so `obj`
-    // holds a T at pyo3's class offset; T is frozen, so a shared borrow is always allowed.
-    // `closure` is the `Getter<T>` that `add_getter` stored.
-    let (this, get) = unsafe {
-        (
-            &*obj.cast::<u8>().add(class_offset::<T>()).cast::<T>(),
-            std::mem::transmute::<*mut std::ffi::c_void, Getter<T>>(closure),
-        )
-    };
-    // SAFETY: as above, the GIL is held.
-    unsafe { ffi_result(|py| get(this, py)) }
-}
-
 /// What a slot, method or getter written against CPython's API returns for `f`'s result: a new
 /// reference, or NULL with the error set. A panic becomes a PanicException, as in pyo3's own
 /// trampoline: it must not unwind into CPython.
@@ -449,6 +403,16 @@ impl<T: SpecValue> SpecType<T> {
             Ok(obj)
         }
     }
+
+    /// `obj`'s value, if `obj` is an instance of this type.
+    pub fn get<'a>(&self, obj: &'a Bound<'_, PyAny>) -> Option<&'a T> {
+        let ty = self.ty.load(Ordering::Acquire);
+        // SAFETY: `obj` is live (borrowed for 'a). The type cannot be subclassed, so an object
+        // whose type is exactly it is one of its instances, whose value lives as long as it does.
+        unsafe {
+            (!ty.is_null() && ffi::Py_TYPE(obj.as_ptr()) == ty).then(|| spec_value(obj.as_ptr()))
+        }
+    }
 }
 
 /// The value of `obj`, an instance of a [`SpecType<T>`].
@@ -524,7 +488,9 @@ impl FreeList {
 pub type SpecGetter<T> = for<'py> fn(&T, Python<'py>) -> PyResult<Bound<'py, PyAny>>;
 
 /// A spec type's `Py_tp_getset` table: read-only attributes computed by Rust functions that
-/// CPython calls straight from the descriptor. Leaked, as [`method_table`].
+/// CPython calls straight from the descriptor, without pyo3's trampoline (its thread-local GIL
+/// count and reference pool, and a downcast: ~190 instructions a read). Leaked, as
+/// [`method_table`].
 pub fn getset_table<T: SpecValue>(getters: &[(&'static CStr, SpecGetter<T>)]) -> *mut c_void {
     let table: Vec<ffi::PyGetSetDef> = getters
         .iter()

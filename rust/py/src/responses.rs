@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::chunks::ChatCompletionChunk;
+use crate::chunks::expect_chunk;
 use crate::convert::to_py;
 
 #[pyclass(module = "polystream._core")]
@@ -103,8 +103,7 @@ impl ResponsesBuilder {
     ) -> PyResult<Bound<'py, PyList>> {
         for c in chunks.try_iter()? {
             let c = c?;
-            let chunk = c.downcast::<ChatCompletionChunk>()?;
-            self.core.on_chunk(&chunk.get().inner, &mut self.buf);
+            self.core.on_chunk(expect_chunk(&c)?, &mut self.buf);
         }
         self.drain(py)
     }
