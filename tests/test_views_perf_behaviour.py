@@ -120,14 +120,20 @@ def test_views_are_made_only_from_chunks() -> None:
     made over a decoded chunk."""
     for t in VIEW_TYPES:
         assert t.__module__ == "polystream._core"
-        with pytest.raises(TypeError):
-            t()
-        with pytest.raises(TypeError):
-            type("Sub", (t,), {})
-        with pytest.raises(TypeError):
-            t.to_dict = lambda self: {}  # type: ignore[method-assign]
-        with pytest.raises(TypeError):
-            t.to_dict(chunks()[0])  # a method of one view type on another object
+        _assert_sealed(t, chunks()[0])
+
+
+def _assert_sealed(t: type, foreign: object) -> None:
+    """`t` cannot be instantiated, subclassed or changed from Python, and its `to_dict` refuses
+    `foreign`, an object of another type."""
+    with pytest.raises(TypeError):
+        t()
+    with pytest.raises(TypeError):
+        type("Sub", (t,), {})
+    with pytest.raises(TypeError):
+        t.to_dict = lambda self: {}  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        t.to_dict(foreign)  # type: ignore[attr-defined]
 
 
 def test_reused_views_start_fresh() -> None:
@@ -159,14 +165,7 @@ def test_chunks_are_made_only_from_rust_and_compare_by_value() -> None:
     made, subclassed, changed, hashed, pickled or copied from Python, and compares by value."""
     raw = chunks()[2].to_json()
     a, b = ChatCompletionChunk.from_json(raw), ChatCompletionChunk.from_json(data=raw.encode())
-    with pytest.raises(TypeError):
-        ChatCompletionChunk()
-    with pytest.raises(TypeError):
-        type("Sub", (ChatCompletionChunk,), {})
-    with pytest.raises(TypeError):
-        ChatCompletionChunk.to_dict = lambda self: {}  # type: ignore[method-assign]
-    with pytest.raises(TypeError):
-        ChatCompletionChunk.to_dict(chunks()[0].choices[0])  # type: ignore[arg-type]
+    _assert_sealed(ChatCompletionChunk, chunks()[0].choices[0])
     for name in ("id", "object", "created", "model", "system_fingerprint", "service_tier", "usage", "choices"):
         with pytest.raises(AttributeError):
             setattr(a, name, "x")
