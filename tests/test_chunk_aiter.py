@@ -180,3 +180,11 @@ def test_is_not_a_pyo3_wrapper_but_still_an_async_iterator() -> None:
     assert type(it).__name__ == "ChunkAsyncIter"
     assert it.__aiter__() is it and it.__anext__() is it and it.__await__() is it
     asyncio.run(collect(it))
+
+
+def test_is_made_only_by_chunk_aiter() -> None:
+    """Like the other spec types: an iterator without its batches cannot be made from Python."""
+    with pytest.raises(TypeError):
+        ChunkAsyncIter()
+    with pytest.raises(TypeError):
+        type("Sub", (ChunkAsyncIter,), {})

@@ -19,7 +19,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::objects::{method_table, slot};
+use crate::objects::{add_type, method_table, slot};
 
 /// `Py_am_send` from CPython's typeslots.h (3.10+); pyo3-ffi 0.23 lacks it.
 const PY_AM_SEND: c_int = 81;
@@ -74,8 +74,7 @@ pub fn chunk_aiter<'py>(batches: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
 
 /// Make the type and add `chunk_aiter` to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let mut slots = [
+    let slots = [
         slot(ffi::Py_tp_dealloc, dealloc as *mut c_void),
         slot(ffi::Py_tp_traverse, traverse as *mut c_void),
         slot(ffi::Py_tp_clear, clear as *mut c_void),
@@ -86,20 +85,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         slot(ffi::Py_am_anext, self_ as *mut c_void),
         slot(ffi::Py_am_await, self_ as *mut c_void),
         slot(PY_AM_SEND, am_send as *mut c_void),
-        slot(0, ptr::null_mut()),
     ];
-    let mut spec = ffi::PyType_Spec {
-        name: c"polystream._core.ChunkAsyncIter".as_ptr(),
-        basicsize: std::mem::size_of::<ChunkAsyncIter>() as c_int,
-        itemsize: 0,
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: the spec and its slots are valid for the call (CPython copies what it keeps; the
-    // method table is leaked). The result is a new reference or NULL with an exception set.
-    let ty = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut spec))? };
-    m.add("ChunkAsyncIter", &ty)?;
-    TYPE.store(ty.into_ptr(), Ordering::Release); // kept for the life of the process
+    // GC: an iterator holds the batches' generator, which may hold the iterator back.
+    let ty = add_type(
+        m,
+        c"ChunkAsyncIter",
+        std::mem::size_of::<ChunkAsyncIter>(),
+        ffi::Py_TPFLAGS_HAVE_GC,
+        &slots,
+    )?;
+    TYPE.store(ty.cast(), Ordering::Release);
     m.add_function(wrap_pyfunction!(chunk_aiter, m)?)
 }
 

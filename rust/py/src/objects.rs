@@ -303,6 +303,43 @@ pub fn method_table(
     Vec::leak(table).as_mut_ptr().cast()
 }
 
+/// Make the heap type `polystream._core.<name>` from `slots` (a terminator is added), with
+/// `flags` on top of these: not instantiable from Python (instances are made only from Rust), not
+/// subclassable (an instance's type is exactly this one), type attributes fixed. Adds it to the
+/// module and returns it, kept for the life of the process like a static type.
+pub fn add_type(
+    m: &Bound<'_, PyModule>,
+    name: &'static CStr,
+    basicsize: usize,
+    flags: std::ffi::c_ulong,
+    slots: &[ffi::PyType_Slot],
+) -> PyResult<*mut ffi::PyTypeObject> {
+    // CPython keeps a pointer to the qualified name for the life of the type (made once, at
+    // import): leaked.
+    let full_name = format!("polystream._core.{}", name.to_str()?);
+    let full_name = Box::leak(std::ffi::CString::new(full_name)?.into_boxed_c_str());
+    let mut slots: Vec<ffi::PyType_Slot> = slots
+        .iter()
+        .copied()
+        .chain([slot(0, ptr::null_mut())])
+        .collect();
+    let mut spec = ffi::PyType_Spec {
+        name: full_name.as_ptr(),
+        basicsize: c_int::try_from(basicsize)?,
+        itemsize: 0,
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE
+            | flags) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: the spec and its slots are valid for the call (CPython copies the spec; what it
+    // keeps pointers to is leaked). A new reference or NULL with an exception set.
+    let ty = unsafe { Bound::from_owned_ptr_or_err(m.py(), ffi::PyType_FromSpec(&mut spec))? };
+    m.add(name.to_str()?, &ty)?;
+    Ok(ty.into_ptr().cast())
+}
+
 /// A CPython type made from a spec (`PyType_FromSpec`) whose instances are a [`SpecObject<T>`]:
 /// made only from Rust, never instantiated, subclassed or changed from Python.
 ///
@@ -346,34 +383,13 @@ impl<T: SpecValue> SpecType<T> {
         name: &'static CStr,
         slots: &[ffi::PyType_Slot],
     ) -> PyResult<()> {
-        // CPython keeps a pointer to the qualified name for the life of the type (made once, at
-        // import): leaked.
-        let full_name = format!("polystream._core.{}", name.to_str()?);
-        let full_name = Box::leak(std::ffi::CString::new(full_name)?.into_boxed_c_str());
-        let mut slots: Vec<ffi::PyType_Slot> =
-            [slot(ffi::Py_tp_dealloc, dealloc::<T> as *mut c_void)]
-                .into_iter()
-                .chain(slots.iter().copied())
-                .chain([slot(0, ptr::null_mut())])
-                .collect();
-        let mut spec = ffi::PyType_Spec {
-            name: full_name.as_ptr(),
-            basicsize: size_of::<SpecObject<T>>() as c_int,
-            itemsize: 0,
-            // Not instantiable from Python (an instance is only ever made by `new_object`), not
-            // subclassable (so an instance's type is exactly this one), type attributes fixed.
-            // No GC: each user says why its objects cannot be part of a cycle.
-            flags: (ffi::Py_TPFLAGS_DEFAULT
-                | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
-                | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
-            slots: slots.as_mut_ptr(),
-        };
-        // SAFETY: the spec and its slots are valid for the call (CPython copies the spec; what it
-        // keeps pointers to is leaked). A new reference or NULL with an exception set.
-        let ty = unsafe { Bound::from_owned_ptr_or_err(m.py(), ffi::PyType_FromSpec(&mut spec))? };
-        m.add(name.to_str()?, &ty)?;
-        // Kept for the life of the process, like a static type.
-        self.ty.store(ty.into_ptr().cast(), Ordering::Release);
+        let slots: Vec<ffi::PyType_Slot> = [slot(ffi::Py_tp_dealloc, dealloc::<T> as *mut c_void)]
+            .into_iter()
+            .chain(slots.iter().copied())
+            .collect();
+        // No GC: each user says why its objects cannot be part of a cycle.
+        let ty = add_type(m, name, size_of::<SpecObject<T>>(), 0, &slots)?;
+        self.ty.store(ty, Ordering::Release);
         Ok(())
     }
 
