@@ -166,6 +166,19 @@ def test_redact_shapes() -> None:
     assert redact("GET /v1beta/models/x?alt=sse&key=AIza123") == "GET /v1beta/models/x?alt=sse&key=[REDACTED]"
 
 
+@pytest.mark.parametrize("text", [
+    "BEARER abc", "authorization: BeArEr\tabc", "SK-PROJ-ABCDEF1", "\u017fk-abcdefgh1", "x?API-KEY=abc",
+    "x&Api_Key=abc", "x?\u212aey=abc", "x?\u212aEY=abc&b=1", "nothing to hide", "sk-short", "key = v", "",
+    '127.0.0.1:5 - "GET /v1/responses/resp_1?stream=true HTTP/1.1" 200',
+])
+def test_redact_skips_the_pattern_only_when_it_cannot_match(text: str) -> None:
+    # redact() skips the regex when no case-folded anchor occurs: it must still redact exactly
+    # what the pattern alone would, whatever the letters' case (Unicode folds included).
+    from polystream.server.auth import _PATTERNS
+
+    assert redact(text) == _PATTERNS.sub(lambda m: (m.group(1) or m.group(3) or "") + "[REDACTED]", text)
+
+
 def test_owner_is_opaque(proxy: tuple[ServerThread, Any]) -> None:
     server, service = proxy
     r = _sdk(server).responses.create(model="gpt-test", input="hi", background=True)
