@@ -8,6 +8,8 @@
 //! represented; other choices are ignored):
 //! - `reasoning_content` → a `reasoning` item with one `summary_text` part;
 //! - `content` → an `output_text` part of a `message` item; `refusal` → a `refusal` part of it;
+//! - `logprobs.content` → the token logprobs of that text, when the request's `include` lists
+//!   `message.output_text.logprobs` (as OpenAI: `top_logprobs` alone returns none);
 //! - each `tool_calls[i]` → a `function_call` item (announced once its name is known).
 //!
 //! A reasoning or message item is closed (its `.done` events sent) as soon as another item starts.
@@ -25,11 +27,14 @@
 
 mod close;
 mod deltas;
+mod logprobs;
 mod request;
 mod types;
 
+use std::ops::Range;
 use std::sync::Arc;
 
+pub use logprobs::{Candidate, DeltaLogprobs, TokenLogprob};
 pub use request::RequestEcho;
 pub use types::{
     event_name, normalize_error_code, Assistant, ContentPart, EmptyList, EventKind,
@@ -38,7 +43,7 @@ pub use types::{
     SummaryPart, ERROR_CODES,
 };
 
-use crate::chunk::{ChatChunk, ToolCallDelta, Usage};
+use crate::chunk::{ChatChunk, ChunkChoice, ToolCallDelta, Usage};
 
 /// How far the lifecycle events have gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +80,10 @@ enum Body {
 
 #[derive(Debug, Clone)]
 enum Part {
-    /// A range of `ResponsesBuilder::text`: the text is stored once, shared with `output_text()`.
+    /// Ranges of `ResponsesBuilder::text` and `::logprobs`: stored once for the whole response.
     Text {
-        start: usize,
-        end: usize,
+        text: Range<usize>,
+        logprobs: Range<usize>,
     },
     Refusal(String),
 }
@@ -108,6 +113,10 @@ pub struct ResponsesBuilder {
     items: Vec<Item>,
     /// Every `output_text` delta, in order.
     text: String,
+    /// The request's `include` lists `message.output_text.logprobs`.
+    include_logprobs: bool,
+    /// The logprobs of every token of `text`, in order (empty unless `include_logprobs`).
+    logprobs: Vec<TokenLogprob>,
     open_message: Option<usize>,
     open_reasoning: Option<usize>,
     calls: Vec<CallSlot>,
@@ -140,6 +149,8 @@ impl ResponsesBuilder {
             seq: 0,
             items: Vec::new(),
             text: String::new(),
+            include_logprobs: false,
+            logprobs: Vec::new(),
             open_message: None,
             open_reasoning: None,
             calls: Vec::new(),
@@ -161,6 +172,7 @@ impl ResponsesBuilder {
             Status::InProgress
         });
         self.echo = Arc::new(echo);
+        self.include_logprobs = request::includes_logprobs(request);
         self
     }
 
@@ -275,8 +287,11 @@ impl ResponsesBuilder {
         if let Some(r) = d.reasoning_content.as_deref().filter(|s| !s.is_empty()) {
             self.reasoning_delta(r, out);
         }
-        if let Some(t) = d.content.as_deref().filter(|s| !s.is_empty()) {
-            self.text_delta(t, out);
+        let text = d.content.as_deref().unwrap_or("");
+        let logprobs = self.chunk_logprobs(choice);
+        // Tokens without text of their own (part of a UTF-8 character) still count.
+        if !text.is_empty() || !logprobs.is_empty() {
+            self.text_delta(text, logprobs, out);
         }
         if let Some(r) = d.refusal.as_deref().filter(|s| !s.is_empty()) {
             self.refusal_delta(r, out);

@@ -8,6 +8,8 @@
 
 #[path = "responses/fixtures.rs"]
 mod fixtures;
+#[path = "responses/logprobs.rs"]
+mod logprobs;
 #[path = "responses/support.rs"]
 mod support;
 

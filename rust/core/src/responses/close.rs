@@ -17,16 +17,16 @@ impl ResponsesBuilder {
         let output_index = i as u32;
         // The part's own `.done` event, then `content_part.done` carrying the finished part.
         let (done, part) = match part {
-            Part::Text { start, end } => {
-                let text = self.text[start..end].to_owned();
+            Part::Text { text, logprobs } => {
+                let (text, logprobs) = self.part_text(text, logprobs);
                 let done = EventKind::OutputTextDone {
                     item_id: item_id.clone(),
                     output_index,
                     content_index,
                     text: text.clone(),
-                    logprobs: EmptyList,
+                    logprobs: logprobs.clone(),
                 };
-                (done, text_part(text))
+                (done, text_part(text, logprobs))
             }
             Part::Refusal(refusal) => {
                 let done = EventKind::RefusalDone {
@@ -154,6 +154,11 @@ impl ResponsesBuilder {
 
     // ---- views ----------------------------------------------------------------------------
 
+    /// A text part's text and logprobs, copied out of the response-wide buffers.
+    fn part_text(&self, text: Range<usize>, logprobs: Range<usize>) -> (String, Vec<TokenLogprob>) {
+        (self.text[text].to_owned(), self.logprobs[logprobs].to_vec())
+    }
+
     pub(super) fn item_view(&self, i: usize) -> OutputItem {
         let item = &self.items[i];
         let id = item.id.clone();
@@ -165,7 +170,10 @@ impl ResponsesBuilder {
                 content: parts
                     .iter()
                     .map(|p| match p {
-                        Part::Text { start, end } => text_part(self.text[*start..*end].to_owned()),
+                        Part::Text { text, logprobs } => {
+                            let (text, logprobs) = self.part_text(text.clone(), logprobs.clone());
+                            text_part(text, logprobs)
+                        }
                         Part::Refusal(r) => ContentPart::Refusal { refusal: r.clone() },
                     })
                     .collect(),
@@ -198,10 +206,10 @@ impl ResponsesBuilder {
     }
 }
 
-pub(super) fn text_part(text: String) -> ContentPart {
+pub(super) fn text_part(text: String, logprobs: Vec<TokenLogprob>) -> ContentPart {
     ContentPart::OutputText {
         annotations: EmptyList,
-        logprobs: EmptyList,
+        logprobs,
         text,
     }
 }

@@ -122,9 +122,13 @@ impl ResponsesBuilder {
         if open {
             self.close_part(i, out);
         }
-        let at = self.text.len();
+        let (at, lp_at) = (self.text.len(), self.logprobs.len());
         let (part, view) = if text {
-            (Part::Text { start: at, end: at }, text_part(String::new()))
+            let part = Part::Text {
+                text: at..at,
+                logprobs: lp_at..lp_at,
+            };
+            (part, text_part(String::new(), Vec::new()))
         } else {
             (
                 Part::Refusal(String::new()),
@@ -152,13 +156,30 @@ impl ResponsesBuilder {
         (i, content_index)
     }
 
-    pub(super) fn text_delta(&mut self, delta: &str, out: &mut Vec<ResponseEvent>) {
+    /// Choice 0's `logprobs.content` if the request asked for logprobs (else nothing is parsed).
+    /// `logprobs.refusal` is dropped: a Responses `refusal` part has no logprobs field.
+    pub(super) fn chunk_logprobs(&self, choice: &ChunkChoice) -> Vec<TokenLogprob> {
+        match choice.logprobs.as_ref().and_then(|l| l.content.as_deref()) {
+            Some(entries) if self.include_logprobs => logprobs::from_chat(entries),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `logprobs`: the tokens of `delta`, appended to the part's (no copy of what came before).
+    pub(super) fn text_delta(
+        &mut self,
+        delta: &str,
+        logprobs: Vec<TokenLogprob>,
+        out: &mut Vec<ResponseEvent>,
+    ) {
         let (i, content_index) = self.message_part(true, out);
         self.text.push_str(delta);
-        let end_now = self.text.len();
+        self.logprobs.extend_from_slice(&logprobs);
+        let (text_end, logprobs_end) = (self.text.len(), self.logprobs.len());
         if let Body::Message { parts, .. } = &mut self.items[i].body {
-            if let Some(Part::Text { end, .. }) = parts.last_mut() {
-                *end = end_now;
+            if let Some(Part::Text { text, logprobs }) = parts.last_mut() {
+                text.end = text_end;
+                logprobs.end = logprobs_end;
             }
         }
         let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
@@ -169,7 +190,7 @@ impl ResponsesBuilder {
                 output_index,
                 content_index,
                 delta: delta.to_owned(),
-                logprobs: EmptyList,
+                logprobs: DeltaLogprobs(logprobs),
             },
         );
     }

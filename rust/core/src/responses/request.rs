@@ -159,3 +159,12 @@ impl RequestEcho {
             .unwrap_or(false)
     }
 }
+
+/// The request's `include` lists `message.output_text.logprobs`. Only then does OpenAI return
+/// token logprobs (`top_logprobs` alone returns none; it only says how many alternatives).
+pub fn includes_logprobs(request: &Value) -> bool {
+    request
+        .get("include")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|v| v == "message.output_text.logprobs"))
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use super::logprobs::{DeltaLogprobs, TokenLogprob};
 use super::request::RequestEcho;
 use crate::chunk::Usage;
 
@@ -153,7 +154,7 @@ impl From<&Usage> for ResponseUsage {
     }
 }
 
-/// Serialises as `[]`: annotations and logprobs are required lists a chat stream never fills.
+/// Serialises as `[]`: annotations are a required list a chat stream never fills.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EmptyList;
 
@@ -217,7 +218,8 @@ pub enum ContentPart {
     #[serde(rename = "output_text")]
     OutputText {
         annotations: EmptyList,
-        logprobs: EmptyList,
+        /// Empty unless the request's `include` asked for them.
+        logprobs: Vec<TokenLogprob>,
         text: String,
     },
     #[serde(rename = "refusal")]
@@ -393,7 +395,7 @@ pub enum EventKind {
         output_index: u32,
         content_index: u32,
         delta: String,
-        logprobs: EmptyList,
+        logprobs: DeltaLogprobs,
     },
     #[serde(rename = "response.output_text.done")]
     OutputTextDone {
@@ -401,7 +403,8 @@ pub enum EventKind {
         output_index: u32,
         content_index: u32,
         text: String,
-        logprobs: EmptyList,
+        /// All of the part's tokens, in the content part's shape (`bytes` included).
+        logprobs: Vec<TokenLogprob>,
     },
     #[serde(rename = "response.refusal.delta")]
     RefusalDelta {

@@ -280,6 +280,18 @@ fn dump_streams_for_sdk_validation() {
         &dir,
     );
     scripted(
+        "logprobs",
+        &mut logprobs_builder(),
+        &[
+            text_logprobs("Hello", &[token("Hel", -0.5), token("lo", -0.25)]),
+            text_logprobs("", &[token("\\xe2", -0.1)]),
+            text_logprobs("€!", &[token("\\x82\\xac", -0.2), token("!", -1.0)]),
+            finish("stop"),
+        ],
+        "finish",
+        &dir,
+    );
+    scripted(
         "refusal",
         &mut builder(),
         &[refusal("I can't"), refusal(" help."), finish("stop")],

@@ -20,6 +20,42 @@ pub fn text(s: &str) -> ChatChunk {
     chunk(json!({"content": s}), None)
 }
 
+/// One chat logprobs entry: `token` with its bytes and two alternatives (itself and "~").
+pub fn token(token: &str, logprob: f64) -> Value {
+    json!({"token": token, "logprob": logprob, "bytes": token.as_bytes(),
+           "top_logprobs": [{"token": token, "logprob": logprob, "bytes": token.as_bytes()},
+                            {"token": "~", "logprob": logprob - 2.0, "bytes": [126]}]})
+}
+
+/// A content chunk carrying `logprobs.content` (OpenAI's chat chunk shape).
+pub fn text_logprobs(s: &str, tokens: &[Value]) -> ChatChunk {
+    serde_json::from_value(json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": s}, "logprobs": {"content": tokens, "refusal": null},
+                     "finish_reason": null}]
+    }))
+    .unwrap()
+}
+
+/// A builder whose request asked for logprobs (`include: ["message.output_text.logprobs"]`).
+pub fn logprobs_builder() -> ResponsesBuilder {
+    builder().with_request(&json!({"include": ["message.output_text.logprobs"], "top_logprobs": 2}))
+}
+
+/// Logprobs in the delta events' shape: without `bytes`.
+pub fn without_bytes(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != "bytes")
+                .map(|(k, v)| (k.clone(), without_bytes(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_bytes).collect()),
+        other => other.clone(),
+    }
+}
+
 pub fn reasoning(s: &str) -> ChatChunk {
     chunk(json!({"reasoning_content": s}), None)
 }
@@ -207,10 +243,21 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
                 content.push(ev["part"].clone());
             }
             "response.output_text.delta" => {
-                append(&mut item["content"][ci.unwrap()]["text"], &ev["delta"])
+                let part = &mut item["content"][ci.unwrap()];
+                append(&mut part["text"], &ev["delta"]);
+                let tokens = ev["logprobs"].as_array().unwrap();
+                part["logprobs"]
+                    .as_array_mut()
+                    .unwrap()
+                    .extend_from_slice(tokens);
             }
             "response.output_text.done" => {
-                assert_eq!(item["content"][ci.unwrap()]["text"], ev["text"])
+                // The deltas' logprobs (no `bytes`) add up to the done event's; from here on the
+                // part carries the full shape the done event has.
+                let part = &mut item["content"][ci.unwrap()];
+                assert_eq!(part["text"], ev["text"]);
+                assert_eq!(part["logprobs"], without_bytes(&ev["logprobs"]), "{ev}");
+                part["logprobs"] = ev["logprobs"].clone();
             }
             "response.refusal.delta" => {
                 append(&mut item["content"][ci.unwrap()]["refusal"], &ev["delta"])
