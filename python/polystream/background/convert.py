@@ -5,6 +5,8 @@
     tools (function tools)                → tools;  tool_choice → tool_choice
     max_output_tokens → max_tokens;  reasoning.effort → reasoning_effort;  text.format → response_format
     temperature, top_p, parallel_tool_calls, user → as they are
+    include ∋ "message.output_text.logprobs" → logprobs (and top_logprobs with it: alone, OpenAI
+    returns no logprobs, so nothing is asked of the provider)
 
 What a chat provider cannot do (built-in tools, previous_response_id, item references) raises
 ValueError, which the HTTP layer answers with a 400 before anything is stored.
@@ -18,6 +20,7 @@ from typing import Any
 __all__ = ["to_chat"]
 
 _PASS = ("temperature", "top_p", "parallel_tool_calls", "user", "presence_penalty", "frequency_penalty")
+_LOGPROBS = "message.output_text.logprobs"
 
 
 def to_chat(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -32,8 +35,11 @@ def to_chat(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]
         messages.append({"role": "system", "content": instructions})
     messages += _messages(body.get("input"))
     params: dict[str, Any] = {k: body[k] for k in _PASS if body.get(k) is not None}
-    if body.get("top_logprobs"):
-        params["logprobs"], params["top_logprobs"] = True, body["top_logprobs"]
+    include = body.get("include")
+    if isinstance(include, list) and _LOGPROBS in include:
+        params["logprobs"] = True
+        if body.get("top_logprobs"):
+            params["top_logprobs"] = body["top_logprobs"]
     if body.get("max_output_tokens") is not None:
         params["max_tokens"] = body["max_output_tokens"]
     effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None

@@ -6,6 +6,8 @@ content records only (what nearly every flush is) is stored as its bare UTF-8 te
 separated by U+001E; any other entry is a JSON array (see `dumps` / `loads`):
 
     "some text"                           a content delta (the common case: just the text)
+    {"c": "...", "l": [token, …]}         a content delta with its token logprobs, as the chat
+                                          chunks sent them (`logprobs.content` entries)
     {"r": "..."} / {"x": "..."}           a reasoning / refusal delta
     {"t": [[index, id, name, args], …]}   tool-call deltas
     {"f": "stop", "u": {usage}}           finish reason and/or usage (no events of their own)
@@ -73,14 +75,17 @@ def fail_record(code: str, message: str, now: int) -> dict[str, Any]:
 
 
 class Pending:
-    """Chunks not yet sealed into records. `add` is the producer's per-chunk work: O(delta)."""
+    """Chunks not yet sealed into records. `add` is the producer's per-chunk work: O(delta).
+    `logprobs`: the provider was asked for token logprobs (else no chunk is looked at for them)."""
 
-    __slots__ = ("records", "kind", "parts", "calls", "extra", "nbytes")
+    __slots__ = ("records", "kind", "parts", "logprobs", "tokens", "calls", "extra", "nbytes")
 
-    def __init__(self) -> None:
+    def __init__(self, logprobs: bool = False) -> None:
         self.records: list[Any] = []
+        self.logprobs = logprobs
         self.kind: str | None = None  # "c", "r", "x" or "t": the open run of deltas
         self.parts: list[str] = []
+        self.tokens: list[Any] = []  # the logprobs of the open run of content deltas
         self.calls: dict[int, list[Any]] = {}
         self.extra: dict[str, Any] = {}
         self.nbytes = 0  # text bytes (characters) waiting
@@ -100,6 +105,8 @@ class Pending:
                 self._text("r", s)
             if s := d.content:
                 self._text("c", s)
+            if self.logprobs and (lp := choice.logprobs) is not None:
+                self._logprobs(lp)
             if s := d.refusal:
                 self._text("x", s)
             if calls := d.tool_calls:
@@ -115,6 +122,13 @@ class Pending:
             self.kind = kind
         self.parts.append(s)
         self.nbytes += len(s)
+
+    def _logprobs(self, lp: Any) -> None:
+        """The tokens of the content just added (`refusal` logprobs have no Responses field)."""
+        if tokens := lp.get("content"):
+            if self.kind != "c":  # tokens without text of their own (part of a character)
+                self._text("c", "")
+            self.tokens += tokens
 
     def _tool(self, tc: Any) -> None:
         if self.kind != "t":
@@ -142,6 +156,10 @@ class Pending:
             return
         text = "".join(self.parts)
         self.parts = []
+        if self.tokens:
+            self.records.append({"c": text, "l": self.tokens})
+            self.tokens = []
+            return
         self.records.append(text if kind == "c" else {kind: text})
 
     def seal(self) -> list[Any]:
@@ -157,6 +175,9 @@ class Pending:
 def _chunk(rec: Any) -> ChatCompletionChunk:
     if isinstance(rec, str):
         delta: dict[str, Any] = {"content": rec}
+    elif "c" in rec:
+        choice = {"index": 0, "delta": {"content": rec["c"]}, "logprobs": {"content": rec["l"]}}
+        return ChatCompletionChunk.from_json(json.dumps({"choices": [choice]}))
     elif "r" in rec:
         delta = {"reasoning_content": rec["r"]}
     elif "x" in rec:

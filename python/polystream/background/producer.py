@@ -81,7 +81,7 @@ class Producer:
         self.store, self.settings, self.view = store, settings, view
         self.rid: str = view.init["id"]
         self.owner, self.token, self.call = owner, token, call
-        self.pending = Pending()
+        self.pending = Pending(logprobs=bool(call[2].get("logprobs")))  # asked of the provider
         self.unflushed: list[Any] = []
         self.unflushed_bytes = 0
         self.inflight: tuple[int, bytes] | None = None  # a batch whose write may or may not have landed
