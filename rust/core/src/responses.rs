@@ -34,7 +34,7 @@ mod types;
 use std::ops::Range;
 use std::sync::Arc;
 
-pub use logprobs::{Candidate, DeltaLogprobs, TokenLogprob};
+pub use logprobs::{Candidate, EventLogprobs, TokenLogprob};
 pub use request::RequestEcho;
 pub use types::{
     event_name, normalize_error_code, Assistant, ContentPart, EmptyList, EventKind,

@@ -24,7 +24,7 @@ impl ResponsesBuilder {
                     output_index,
                     content_index,
                     text: text.clone(),
-                    logprobs: logprobs.clone(),
+                    logprobs: EventLogprobs(logprobs.clone()),
                 };
                 (done, text_part(text, logprobs))
             }

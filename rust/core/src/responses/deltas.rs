@@ -190,7 +190,7 @@ impl ResponsesBuilder {
                 output_index,
                 content_index,
                 delta: delta.to_owned(),
-                logprobs: DeltaLogprobs(logprobs),
+                logprobs: EventLogprobs(logprobs),
             },
         );
     }

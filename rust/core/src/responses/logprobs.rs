@@ -1,9 +1,10 @@
 //! Token log probabilities: chat `choices[].logprobs.content` entries in, the two shapes the
 //! Responses API gives them out.
 //!
-//! - content parts and `.done` events: `{token, bytes, logprob, top_logprobs: [{token, bytes,
-//!   logprob}]}` (the SDK's `ResponseOutputText.Logprob`, where every field is required);
-//! - `.delta` events: the same without `bytes` (the SDK's `ResponseTextDeltaEvent.Logprob`).
+//! - content parts: `{token, bytes, logprob, top_logprobs: [{token, bytes, logprob}]}` (the SDK's
+//!   `ResponseOutputText.Logprob`, where every field is required);
+//! - `output_text.delta` and `.done` events: the same without `bytes` (the SDK's
+//!   `ResponseTextDeltaEvent.Logprob` and `ResponseTextDoneEvent.Logprob`).
 //!
 //! A chunk's entries are parsed once, when they arrive; a chunk without any allocates nothing.
 
@@ -68,12 +69,12 @@ fn byte_list(v: &Value) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The logprobs of one `response.output_text.delta` event: the delta's own tokens, without
-/// `bytes`. Empty (`[]`, no allocation) when the chunk had none.
+/// The logprobs of a `response.output_text.delta` event (the delta's own tokens) or `.done` event
+/// (all of the part's), without `bytes`. Empty (`[]`, no allocation) when there are none.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeltaLogprobs(pub Vec<TokenLogprob>);
+pub struct EventLogprobs(pub Vec<TokenLogprob>);
 
-impl Serialize for DeltaLogprobs {
+impl Serialize for EventLogprobs {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(
             self.0
@@ -146,11 +147,11 @@ mod tests {
             r#"[{"token":"a","bytes":[97],"logprob":-1.0,"top_logprobs":[{"token":"b","bytes":[98],"logprob":-2.0}]}]"#
         );
         assert_eq!(
-            serde_json::to_string(&DeltaLogprobs(t)).unwrap(),
+            serde_json::to_string(&EventLogprobs(t)).unwrap(),
             r#"[{"token":"a","logprob":-1.0,"top_logprobs":[{"token":"b","logprob":-2.0}]}]"#
         );
         assert_eq!(
-            serde_json::to_string(&DeltaLogprobs::default()).unwrap(),
+            serde_json::to_string(&EventLogprobs::default()).unwrap(),
             "[]"
         );
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use super::logprobs::{DeltaLogprobs, TokenLogprob};
+use super::logprobs::{EventLogprobs, TokenLogprob};
 use super::request::RequestEcho;
 use crate::chunk::Usage;
 
@@ -395,7 +395,7 @@ pub enum EventKind {
         output_index: u32,
         content_index: u32,
         delta: String,
-        logprobs: DeltaLogprobs,
+        logprobs: EventLogprobs,
     },
     #[serde(rename = "response.output_text.done")]
     OutputTextDone {
@@ -403,8 +403,8 @@ pub enum EventKind {
         output_index: u32,
         content_index: u32,
         text: String,
-        /// All of the part's tokens, in the content part's shape (`bytes` included).
-        logprobs: Vec<TokenLogprob>,
+        /// All of the part's tokens, in the events' shape (no `bytes`).
+        logprobs: EventLogprobs,
     },
     #[serde(rename = "response.refusal.delta")]
     RefusalDelta {

@@ -42,7 +42,7 @@ pub fn logprobs_builder() -> ResponsesBuilder {
     builder().with_request(&json!({"include": ["message.output_text.logprobs"], "top_logprobs": 2}))
 }
 
-/// Logprobs in the delta events' shape: without `bytes`.
+/// Logprobs (or a part holding them) in the events' shape: without `bytes`.
 pub fn without_bytes(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -252,12 +252,10 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
                     .extend_from_slice(tokens);
             }
             "response.output_text.done" => {
-                // The deltas' logprobs (no `bytes`) add up to the done event's; from here on the
-                // part carries the full shape the done event has.
-                let part = &mut item["content"][ci.unwrap()];
+                // The deltas' logprobs add up to the done event's (both without `bytes`).
+                let part = &item["content"][ci.unwrap()];
                 assert_eq!(part["text"], ev["text"]);
-                assert_eq!(part["logprobs"], without_bytes(&ev["logprobs"]), "{ev}");
-                part["logprobs"] = ev["logprobs"].clone();
+                assert_eq!(part["logprobs"], ev["logprobs"], "{ev}");
             }
             "response.refusal.delta" => {
                 append(&mut item["content"][ci.unwrap()]["refusal"], &ev["delta"])
@@ -265,7 +263,12 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
             "response.refusal.done" => {
                 assert_eq!(item["content"][ci.unwrap()]["refusal"], ev["refusal"])
             }
-            "response.content_part.done" => assert_eq!(item["content"][ci.unwrap()], ev["part"]),
+            "response.content_part.done" => {
+                // The finished part: what the deltas built, plus the tokens' `bytes`.
+                let part = &mut item["content"][ci.unwrap()];
+                assert_eq!(*part, without_bytes(&ev["part"]), "{ev}");
+                *part = ev["part"].clone();
+            }
             "response.reasoning_summary_part.added" => {
                 let summary = item["summary"].as_array_mut().unwrap();
                 assert_eq!(si, Some(summary.len()));
