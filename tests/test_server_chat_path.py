@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from polystream._core import ChatCompletionChunk, sse_frames
 from polystream.server import ServerThread, create_app, parse_config
 from polystream.server import routes_chat
 from polystream.testing import ReplayServer, Reply
@@ -168,7 +169,7 @@ class _Stream:
     async def _gen(self) -> Any:
         for read in self.reads:
             await asyncio.sleep(0)
-            yield [type("Chunk", (), {"to_json": lambda self, p=p: p})() for p in read]
+            yield [ChatCompletionChunk.from_json(p) for p in read]
 
     async def aclose(self) -> None:
         self.closed = True
@@ -206,12 +207,34 @@ def _call_app(app: Any, scope_extra: dict[str, Any]) -> list[dict[str, Any]]:
     return sent
 
 
+def _event(chunk_json: str) -> bytes:
+    return b"data: " + ChatCompletionChunk.from_json(chunk_json).to_json().encode() + b"\n\n"
+
+
+def test_sse_frames() -> None:
+    """The relay's framing in the core: each chunk's to_json() as an SSE event, in order, in one
+    bytes; with drop_choiceless, the chunks without choices are left out and not counted."""
+    texts = ['{"id":"a","choices":[{"index":0,"delta":{"content":"h\u00e9 \\"q\\" \\n 🙂"}}]}',
+             '{"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}',
+             '{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}']
+    chunks = [ChatCompletionChunk.from_json(t) for t in texts]
+    assert sse_frames(chunks) == (b"".join(_event(t) for t in texts), 3)
+    assert sse_frames(chunks, drop_choiceless=True) == (_event(texts[0]) + _event(texts[2]), 2)
+    assert sse_frames([]) == (b"", 0)
+    frame = sse_frames(chunks[:1])[0]
+    assert json.loads(frame[len(b"data: "):-2])["choices"][0]["delta"]["content"] == 'hé "q" \n 🙂'
+    with pytest.raises(TypeError):
+        sse_frames([chunks[0], {"choices": []}])
+    with pytest.raises(TypeError):
+        sse_frames(tuple(chunks))  # type: ignore[arg-type]
+
+
 def test_chunks_that_arrive_together_are_written_together(monkeypatch: pytest.MonkeyPatch) -> None:
     """One client write per upstream read: under load a read brings many chunks, and one write
     each would cost a system call (and a client wakeup) per chunk. The usage chunk the client
     did not ask for is dropped from inside its batch."""
-    reads = [['{"choices":[{"index":0,"n":1}]}'],
-             ['{"choices":[{"index":0,"n":2}]}', '{"choices":[{"index":0,"n":3}]}', '{"choices":[]}']]
+    one, two, three = (f'{{"choices":[{{"index":0,"delta":{{"content":"{n}"}}}}]}}' for n in "123")
+    reads = [[one], [two, three, '{"choices":[]}']]
 
     async def fake_acompletion(model: str, messages: Any, stream: bool = False, **kwargs: Any) -> _Stream:
         return _Stream(reads)
@@ -219,9 +242,7 @@ def test_chunks_that_arrive_together_are_written_together(monkeypatch: pytest.Mo
     monkeypatch.setattr(routes_chat, "acompletion", fake_acompletion)
     app = create_app(_config("http://127.0.0.1:9/v1"), background=False)
     bodies = [m["body"] for m in _call_app(app, {})[1:]]
-    assert bodies == [b'data: {"choices":[{"index":0,"n":1}]}\n\n',
-                      b'data: {"choices":[{"index":0,"n":2}]}\n\ndata: {"choices":[{"index":0,"n":3}]}\n\n',
-                      b"data: [DONE]\n\n"]
+    assert bodies == [_event(one), _event(two) + _event(three), b"data: [DONE]\n\n"]
     assert app.state.polystream.metrics.chunks == {"/v1/chat/completions": 3}
 
 
@@ -244,7 +265,7 @@ def test_asgi_counted_once_either_way(monkeypatch: pytest.MonkeyPatch, scope_ext
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
     bodies = [m["body"] for m in sent[1:]]
-    assert bodies == [b'data: {"choices":[{"index":0}]}\n\n', b"data: [DONE]\n\n"]  # usage chunk not asked for
+    assert bodies == [_event('{"choices":[{"index":0}]}'), b"data: [DONE]\n\n"]  # usage chunk not asked for
     assert sent[-1]["more_body"] is False
     assert streams[0].closed
     st = app.state.polystream

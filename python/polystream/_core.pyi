@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "chunk_aiter",
     "debug_panic",
+    "sse_frames",
 ]
 
 DEFAULT_MAX_EVENT_SIZE: int
@@ -207,3 +208,4 @@ class ChunkAsyncIter:
 
 def chunk_aiter(batches: AsyncIterator[list[Any]]) -> ChunkAsyncIter: ...
 def debug_panic() -> None: ...
+def sse_frames(chunks: list[ChatCompletionChunk], *, drop_choiceless: bool = False) -> tuple[bytes, int]: ...

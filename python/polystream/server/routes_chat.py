@@ -1,10 +1,11 @@
 """POST /v1/chat/completions: OpenAI's chat API in front of every provider.
 
-`stream: true` answers with SSE: each chunk is written the moment the core decodes it (its JSON
-comes from `chunk.to_json()`, no Python-side re-serialisation), `data: [DONE]` ends a complete
-stream, and a failure after the first chunk is an OpenAI error event (`data: {"error": …}`, which
-the openai SDK raises) with no [DONE] after it. Failures before the first chunk get an HTTP error
-status (see errors.py). The client disconnecting closes the upstream request.
+`stream: true` answers with SSE: each chunk is written the moment the core decodes it (the core
+serialises the chunks of one upstream read into one SSE buffer, `sse_frames`), `data: [DONE]`
+ends a complete stream, and a failure after the first chunk is an OpenAI error event
+(`data: {"error": …}`, which the openai SDK raises) with no [DONE] after it. Failures before the
+first chunk get an HTTP error status (see errors.py). The client disconnecting closes the
+upstream request.
 
 The usage chunk (`choices: []`) is relayed only when the client asked for it with
 `stream_options.include_usage`, as OpenAI does; the provider call always requests usage.
@@ -15,12 +16,14 @@ stack or Request object per call, and no `send` wrappers per chunk.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.datastructures import Headers
 
+from .._core import sse_frames
 from ..client import acompletion
 from .auth import Principal
 from .common import (
@@ -178,18 +181,8 @@ async def _complete(call: Any) -> Any:
     return upstream.completion
 
 
-# The relay, one string build and one write per chunk; [DONE] goes out with the end of the body.
+# The relay: the SSE events of the chunks of one upstream read, built by the core as one bytes
+# and written to the client at once; [DONE] goes out with the end of the body.
 _DONE = b"data: [DONE]\n\n"
-
-
-def _frames(batch: list[Any]) -> tuple[bytes, int]:
-    """The SSE events of chunks that arrived in one upstream read, written to the client at once."""
-    return _events([c.to_json() for c in batch])
-
-
-def _frames_without_usage(batch: list[Any]) -> tuple[bytes, int]:
-    return _events([t for t in (c.to_json() for c in batch) if '"choices":[]' not in t])
-
-
-def _events(texts: list[str]) -> tuple[bytes, int]:
-    return b"".join([b"data: " + t.encode() + b"\n\n" for t in texts]), len(texts)
+_frames = sse_frames
+_frames_without_usage = functools.partial(sse_frames, drop_choiceless=True)
