@@ -99,3 +99,16 @@ def test_demo_runs(capsys) -> None:
     assert main(["demo", "--delay", "0", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "東京, naïve café, 🚀" in out and "finish_reason=stop" in out
+
+
+def test_python_m_polystream_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "polystream", "demo", "--delay", "0", "--seed", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "finish_reason=stop" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "polystream", "no-such-command"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
