@@ -56,7 +56,8 @@ class Client:
                 return ttfc or time.perf_counter() - t0, data
 
 
-def run(port: int, raw: bytes, n: int, warmup: int, rounds: int, pid: int | None) -> list[tuple[float, float]]:
+def run(port: int, raw: bytes, n: int, warmup: int, rounds: int, pid: int | None,
+        gap: float) -> list[tuple[float, float]]:
     """Per round: (TTFC p50 ms, CPU ms per request of process `pid`)."""
     client = Client(port)
     _, data = client.request(raw)
@@ -70,7 +71,7 @@ def run(port: int, raw: bytes, n: int, warmup: int, rounds: int, pid: int | None
         ttfcs = []
         for _ in range(n):
             ttfcs.append(client.request(raw)[0])
-            time.sleep(0.002)  # let the proxy finish its tail (access line, cleanup) first
+            time.sleep(gap)  # let the proxy finish its tail (access line, cleanup) first
         cpu_ms = cpu_delta(c0, cpu_seconds(pid)) * 1000 / n if pid and c0 else 0.0
         out.append((statistics.median(ttfcs) * 1000, cpu_ms))
     return out
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="requests per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--gap", type=float, default=0.002,
+                    help="seconds between requests (proxy_bench's rotation leaves 20 ms)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="proxy_seq_") as tmp_dir:
         tmp, fleet = Path(tmp_dir), Fleet(Path(tmp_dir))
@@ -102,9 +105,10 @@ def measure(fleet: Fleet, tmp: Path, args: argparse.Namespace) -> None:
         return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{p}\r\nauthorization: Bearer {MASTER_KEY}\r\n"
                 f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
-    direct = run(up_port, raw(up_port), args.n, args.warmup, args.rounds, None)
-    proxied = run(port, raw(port), args.n, args.warmup, args.rounds, proxy.pid)
-    print(f"{args.events}-event streams, {args.rounds} rounds of {args.n} sequential requests, 2 ms apart")
+    direct = run(up_port, raw(up_port), args.n, args.warmup, args.rounds, None, args.gap)
+    proxied = run(port, raw(port), args.n, args.warmup, args.rounds, proxy.pid, args.gap)
+    print(f"{args.events}-event streams, {args.rounds} rounds of {args.n} sequential requests, "
+          f"{args.gap * 1000:g} ms apart")
     print(f"{'round':>5} {'direct TTFC p50 ms':>19} {'proxied TTFC p50 ms':>20} {'added ms':>9} {'proxy CPU ms/request':>21}")
     for i, ((d, _), (p, cpu)) in enumerate(zip(direct, proxied)):
         print(f"{i:>5} {d:19.3f} {p:20.3f} {p - d:9.3f} {cpu:21.3f}")
