@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from polystream._core import ChatCompletionChunk, sse_frames
+from polystream._core import ChatCompletionChunk, SseFrames
 from polystream.server import ServerThread, create_app, parse_config
 from polystream.server import routes_chat
 from polystream.testing import ReplayServer, Reply
@@ -213,20 +213,24 @@ def _event(chunk_json: str) -> bytes:
 
 def test_sse_frames() -> None:
     """The relay's framing in the core: each chunk's to_json() as an SSE event, in order, in one
-    bytes; with drop_choiceless, the chunks without choices are left out and not counted."""
-    texts = ['{"id":"a","choices":[{"index":0,"delta":{"content":"h\u00e9 \\"q\\" \\n 🙂"}}]}',
-             '{"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}',
-             '{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}']
+    bytes per call, also across calls and header changes (the writer keeps the last header's
+    JSON); with drop_choiceless, chunks without choices are left out and not counted."""
+    texts = ['{"id":"a","model":"m","choices":[{"index":0,"delta":{"content":"h\u00e9 \\"q\\" \\n 🙂"}}]}',
+             '{"id":"a","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}',
+             '{"id":"a","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+             '{"id":"b","model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"x"}}]}']
     chunks = [ChatCompletionChunk.from_json(t) for t in texts]
-    assert sse_frames(chunks) == (b"".join(_event(t) for t in texts), 3)
-    assert sse_frames(chunks, drop_choiceless=True) == (_event(texts[0]) + _event(texts[2]), 2)
-    assert sse_frames([]) == (b"", 0)
-    frame = sse_frames(chunks[:1])[0]
+    assert SseFrames()(chunks) == (b"".join(_event(t) for t in texts), 4)
+    frames = SseFrames(drop_choiceless=True)
+    assert frames(chunks[:3]) == (_event(texts[0]) + _event(texts[2]), 2)
+    assert frames(chunks[3:]) == (_event(texts[3]), 1)
+    assert frames([]) == (b"", 0)
+    frame = SseFrames()(chunks[:1])[0]
     assert json.loads(frame[len(b"data: "):-2])["choices"][0]["delta"]["content"] == 'hé "q" \n 🙂'
     with pytest.raises(TypeError):
-        sse_frames([chunks[0], {"choices": []}])
+        frames([chunks[0], {"choices": []}])
     with pytest.raises(TypeError):
-        sse_frames(tuple(chunks))  # type: ignore[arg-type]
+        frames(tuple(chunks))  # type: ignore[arg-type]
 
 
 def test_chunks_that_arrive_together_are_written_together(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,8 @@ __all__ = [
     "ServerSentEvent",
     "__version__",
     "chunk_aiter",
+    "SseFrames",
     "debug_panic",
-    "sse_frames",
 ]
 
 DEFAULT_MAX_EVENT_SIZE: int
@@ -208,4 +208,8 @@ class ChunkAsyncIter:
 
 def chunk_aiter(batches: AsyncIterator[list[Any]]) -> ChunkAsyncIter: ...
 def debug_panic() -> None: ...
-def sse_frames(chunks: list[ChatCompletionChunk], *, drop_choiceless: bool = False) -> tuple[bytes, int]: ...
+
+@final
+class SseFrames:
+    def __new__(cls, *, drop_choiceless: bool = False) -> SseFrames: ...
+    def __call__(self, chunks: list[ChatCompletionChunk]) -> tuple[bytes, int]: ...

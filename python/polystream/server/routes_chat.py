@@ -1,7 +1,7 @@
 """POST /v1/chat/completions: OpenAI's chat API in front of every provider.
 
 `stream: true` answers with SSE: each chunk is written the moment the core decodes it (the core
-serialises the chunks of one upstream read into one SSE buffer, `sse_frames`), `data: [DONE]`
+serialises the chunks of one upstream read into one SSE buffer, `SseFrames`), `data: [DONE]`
 ends a complete stream, and a failure after the first chunk is an OpenAI error event
 (`data: {"error": …}`, which the openai SDK raises) with no [DONE] after it. Failures before the
 first chunk get an HTTP error status (see errors.py). The client disconnecting closes the
@@ -16,14 +16,13 @@ stack or Request object per call, and no `send` wrappers per chunk.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.datastructures import Headers
 
-from .._core import sse_frames
+from .._core import SseFrames
 from ..client import acompletion
 from .auth import Principal
 from .common import (
@@ -42,6 +41,7 @@ from .errors import ProxyError, bad_request, from_exception, unknown_model
 
 ROUTE = "/v1/chat/completions"
 PATHS = (ROUTE, "/chat/completions")
+_DONE = b"data: [DONE]\n\n"  # sent with the end of the body
 T = TypeVar("T")
 
 # Call settings that only the config may set: a client choosing api_base could send the proxy's
@@ -129,8 +129,9 @@ async def chat_completions(st: ServerState, scope: dict[str, Any], receive: Any,
         # leaving at any point cancels whatever is awaited, and the upstream is closed below.
         with DisconnectWatch(receive):
             upstream = await _upstream(call)
-            end = await relay(send, upstream.batches(), _frames if include_usage else _frames_without_usage, ROUTE,
-                              st.metrics, started, _DONE)
+            # The chunks of each upstream read go out as one write, their SSE events built by the core.
+            frames = SseFrames(drop_choiceless=not include_usage)
+            end = await relay(send, upstream.batches(), frames, ROUTE, st.metrics, started, _DONE)
         await send({"type": "http.response.body", "body": end, "more_body": False})
         return 200
     except ClientGone:
@@ -180,9 +181,3 @@ async def _complete(call: Any) -> Any:
         await upstream.aclose()
     return upstream.completion
 
-
-# The relay: the SSE events of the chunks of one upstream read, built by the core as one bytes
-# and written to the client at once; [DONE] goes out with the end of the body.
-_DONE = b"data: [DONE]\n\n"
-_frames = sse_frames
-_frames_without_usage = functools.partial(sse_frames, drop_choiceless=True)

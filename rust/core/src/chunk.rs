@@ -1,6 +1,7 @@
 //! The normalised streaming chunk: OpenAI's `chat.completion.chunk`, the shape every dialect
 //! produces and every binding exposes. Serialises to exactly the JSON OpenAI sends.
 
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -22,7 +23,8 @@ impl<'de> Deserialize<'de> for ChunkObject {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Serialised by hand (below), as its header and then the rest: see [`ChunkHeader`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChatChunk {
     #[serde(default)]
     pub id: SharedStr,
@@ -32,23 +34,92 @@ pub struct ChatChunk {
     pub created: i64,
     #[serde(default)]
     pub model: SharedStr,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub system_fingerprint: Option<SharedStr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub service_tier: Option<SharedStr>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub choices: Vec<ChunkChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub usage: Option<Box<Usage>>,
 
     // Wire-only fields some OpenAI-compatible servers add; the openai_chat dialect folds them into
     // the normalised fields above and they are never serialised.
     #[doc(hidden)]
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub error: Option<Box<Value>>,
     #[doc(hidden)]
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub x_groq: Option<Box<XGroq>>,
+}
+
+/// A chunk's fields up to `choices`, which every chunk of a stream repeats: serialised on their
+/// own (as an object of these fields) so a writer can keep their JSON (see `sse_writer`).
+pub struct ChunkHeader<'a>(pub &'a ChatChunk);
+
+/// The rest of a chunk: `choices` and `usage` (absent when there is none).
+pub struct ChunkTail<'a>(pub &'a ChatChunk);
+
+impl ChunkHeader<'_> {
+    /// Compare only the fields the header writes.
+    pub fn same_as(&self, other: &ChatChunk) -> bool {
+        let c = self.0;
+        c.created == other.created
+            && c.id == other.id
+            && c.model == other.model
+            && c.system_fingerprint == other.system_fingerprint
+            && c.service_tier == other.service_tier
+    }
+
+    fn fields<M: SerializeStruct>(&self, m: &mut M) -> Result<(), M::Error> {
+        let c = self.0;
+        m.serialize_field("id", &c.id)?;
+        m.serialize_field("object", &c.object)?;
+        m.serialize_field("created", &c.created)?;
+        m.serialize_field("model", &c.model)?;
+        if let Some(f) = &c.system_fingerprint {
+            m.serialize_field("system_fingerprint", f)?;
+        }
+        if let Some(t) = &c.service_tier {
+            m.serialize_field("service_tier", t)?;
+        }
+        Ok(())
+    }
+}
+
+impl ChunkTail<'_> {
+    fn fields<M: SerializeStruct>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_field("choices", &self.0.choices)?;
+        if let Some(u) = &self.0.usage {
+            m.serialize_field("usage", u)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for ChatChunk {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ChatChunk", 8)?;
+        ChunkHeader(self).fields(&mut m)?;
+        ChunkTail(self).fields(&mut m)?;
+        m.end()
+    }
+}
+
+impl Serialize for ChunkHeader<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ChunkHeader", 6)?;
+        self.fields(&mut m)?;
+        m.end()
+    }
+}
+
+impl Serialize for ChunkTail<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ChunkTail", 2)?;
+        self.fields(&mut m)?;
+        m.end()
+    }
 }
 
 #[doc(hidden)]

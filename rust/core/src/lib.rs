@@ -9,6 +9,7 @@
 //! - [`dialect`]: each provider's wire format → normalised [`chunk::ChatChunk`].
 //! - [`decoder::ChunkDecoder`]: framing + dialect.
 //! - [`accumulator::Accumulator`]: chunks → final [`chunk::ChatCompletion`].
+//! - [`sse_writer::SseWriter`]: chunks → SSE events, as an OpenAI-compatible server sends them.
 #![forbid(unsafe_code)]
 
 pub mod accumulator;
@@ -22,6 +23,7 @@ pub mod ndjson;
 pub mod responses;
 pub mod shared_str;
 pub mod sse;
+pub mod sse_writer;
 
 pub use accumulator::Accumulator;
 pub use chunk::{ChatChunk, ChatCompletion, SharedStr};

@@ -19,6 +19,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use polystream_core::chunk::ChatChunk;
+use polystream_core::sse_writer::SseWriter;
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString};
@@ -68,29 +69,44 @@ pub fn expect_chunk<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<&'a ChatChunk> {
     chunk_of(obj).ok_or_else(|| DowncastError::new(obj, "ChatCompletionChunk").into())
 }
 
-/// The SSE events of `chunks` (`data: {json}\n\n` each) as one `bytes`, and how many there are;
-/// with `drop_choiceless`, chunks without choices (the usage chunk) are left out. What the proxy's
-/// chat relay writes per upstream read: one buffer, instead of a `str`, an `encode`, a scan for
-/// `"choices":[]` and two concatenations per chunk in Python.
-#[pyfunction]
-#[pyo3(signature = (chunks, *, drop_choiceless = false))]
-pub fn sse_frames<'py>(
-    chunks: &Bound<'py, PyList>,
+/// The chat relay's writer, one per stream: `frames(chunks)` is the SSE events of `chunks` (the
+/// chunks of one upstream read) as one `bytes`, and how many there are. With `drop_choiceless`,
+/// chunks without choices (the usage chunk) are left out. The core writes them (see
+/// `polystream_core::sse_writer`): no `str`, `encode` or concatenation per chunk in Python, and
+/// the stream's repeated header is serialised once.
+#[pyclass(module = "polystream._core")]
+pub struct SseFrames {
+    writer: SseWriter,
     drop_choiceless: bool,
-) -> PyResult<(Bound<'py, PyBytes>, usize)> {
-    let mut out = Vec::with_capacity(chunks.len() * 400);
-    let mut n = 0;
-    for obj in chunks.iter() {
-        let c = expect_chunk(&obj)?;
-        if drop_choiceless && c.choices.is_empty() {
-            continue;
+}
+
+#[pymethods]
+impl SseFrames {
+    #[new]
+    #[pyo3(signature = (*, drop_choiceless = false))]
+    fn new(drop_choiceless: bool) -> Self {
+        SseFrames {
+            writer: SseWriter::new(),
+            drop_choiceless,
         }
-        out.extend_from_slice(b"data: ");
-        serde_json::to_writer(&mut out, c).expect("chunk types always serialise");
-        out.extend_from_slice(b"\n\n");
-        n += 1;
     }
-    Ok((PyBytes::new(chunks.py(), &out), n))
+
+    fn __call__<'py>(
+        &mut self,
+        chunks: &Bound<'py, PyList>,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+        let mut out = Vec::with_capacity(chunks.len() * 200);
+        let mut n = 0;
+        for obj in chunks.iter() {
+            let c = expect_chunk(&obj)?;
+            if self.drop_choiceless && c.choices.is_empty() {
+                continue;
+            }
+            self.writer.write(c, &mut out);
+            n += 1;
+        }
+        Ok((PyBytes::new(chunks.py(), &out), n))
+    }
 }
 
 /// The chunk in `obj`.
@@ -181,7 +197,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // back to it. Only code that puts a chunk into its own `choices` list makes a cycle, which is
     // then never collected, as with the pyo3 class before; GC tracking would cost every chunk a
     // GC header, tracking and untracking, and bring gen-0 collections sooner.
-    m.add_function(wrap_pyfunction!(sse_frames, m)?)?;
+    m.add_class::<SseFrames>()?;
     CHUNK_TYPE.register(
         m,
         c"ChatCompletionChunk",

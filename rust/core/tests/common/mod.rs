@@ -83,6 +83,7 @@ pub fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 /// splits; every way must give the same chunks, completion and error. Returns the whole-body outcome.
 pub fn decode_every_way(dialect: &str, input: &[u8], label: &str) -> Outcome {
     let whole = decode(dialect, &[input]);
+    assert_sse_writer_writes_each_chunks_json(&whole.chunks, label);
     let check = |pieces: &[&[u8]], how: &str| {
         let got = decode(dialect, pieces);
         assert!(
@@ -115,4 +116,20 @@ pub fn decode_every_way(dialect: &str, input: &[u8], label: &str) -> Outcome {
         check(&cut(input, &cuts), &format!("random split (seed {seed})"));
     }
     whole
+}
+
+/// SseWriter's events are each chunk's own JSON, header memo or not.
+pub fn assert_sse_writer_writes_each_chunks_json(chunks: &[ChatChunk], label: &str) {
+    let mut writer = polystream_core::sse_writer::SseWriter::new();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for c in chunks {
+        writer.write(c, &mut got);
+        want.extend_from_slice(b"data: ");
+        want.extend(serde_json::to_vec(c).unwrap());
+        want.extend_from_slice(b"\n\n");
+    }
+    assert!(
+        got == want,
+        "{label}: SseWriter differs from the chunks' JSON"
+    );
 }
