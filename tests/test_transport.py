@@ -317,6 +317,36 @@ def test_read_timeout_is_per_wait_not_per_response(make_client: Any) -> None:
     run(main())
 
 
+def test_each_request_on_a_kept_connection_gets_its_own_read_timeout(make_client: Any) -> None:
+    """The sync transport sets a socket timeout only when its value changes (a read is then one
+    system call): a pooled connection must still take the next request's timeout, shorter or
+    none at all."""
+    async def stall_on_request(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
+        if request.startswith(b"POST /stall"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.6)
+            writer.write(b"ok")
+            return True
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        return True
+
+    async def main() -> None:
+        async with Server(stall_on_request) as srv:
+            client = make_client()
+            assert (await client.get(srv.url + "/fast", timeout=httpx.Timeout(5.0))).body == b"ok"
+            started = time.monotonic()
+            got = await client.get(srv.url + "/stall", timeout=httpx.Timeout(5.0, read=0.2))
+            assert isinstance(got.error, httpx.ReadTimeout) and time.monotonic() - started < 0.55
+            # A timeout closes its connection; on the next one, from short to longer, then none.
+            assert (await client.get(srv.url + "/fast", timeout=httpx.Timeout(5.0, read=0.2))).body == b"ok"
+            for timeout in (httpx.Timeout(5.0), httpx.Timeout(None)):
+                assert (await client.get(srv.url + "/stall", timeout=timeout)).body == b"ok"
+            assert srv.connections == 2
+    run(main())
+
+
 def test_idle_connection_closed_by_server_is_not_reused(make_client: Any) -> None:
     async def once(request: bytes, reader: Any, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")

@@ -23,6 +23,8 @@ import contextlib
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 import weakref
@@ -43,6 +45,8 @@ __all__ = ["LeanTransport", "SyncLeanTransport"]
 _READ = 1 << 14
 _SYNC_READ = 1 << 15
 _HIGH_WATER = _READ
+# Plain sync sockets stay blocking and the kernel enforces their timeouts (see _SyncConnection).
+_KERNEL_TIMEOUTS = sys.platform == "linux"
 
 # The asyncio connections of one event loop share one receive buffer: a transport calls
 # get_buffer(), recv_into() and buffer_updated() in one go, and buffer_updated() parses the bytes
@@ -259,17 +263,53 @@ class _Connection(_Exchange, asyncio.BufferedProtocol):
 
 
 class _SyncConnection(_Exchange):
-    """A blocking socket: one recv of up to _SYNC_READ bytes per read, whatever it holds."""
+    """A blocking socket: one recv of up to _SYNC_READ bytes per read, whatever it holds.
+
+    A read is one system call. A Python socket timeout would cost two more per read (the ioctl
+    of `settimeout`, a poll before the recv), and a system call costs microseconds on the VMs
+    this runs on. So a timeout is set only when its value changes, and on Linux a plain socket
+    stays blocking while the kernel enforces the timeouts (SO_RCVTIMEO / SO_SNDTIMEO: the call
+    fails with EAGAIN). TLS sockets keep Python's timeout: CPython's blocking TLS read retries
+    on EAGAIN, so a kernel timeout would never end it."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.kernel_timeouts = _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
+        # The timeout in force, per SO_RCVTIMEO / SO_SNDTIMEO (kernel) or 0 (the one Python timeout).
+        self.timeouts: dict[int, float | None] = {}
+        if self.kernel_timeouts:
+            sock.settimeout(None)
         super().__init__()
+
+    def _timeout(self, kind: int, value: float | None) -> None:
+        if not self.kernel_timeouts:
+            kind = 0
+        if kind in self.timeouts and self.timeouts[kind] == value:
+            return
+        if not self.kernel_timeouts:
+            self.sock.settimeout(value)
+        else:  # a struct timeval; 0 means none, so a zero timeout is the shortest there is
+            sec = int(value) if value is not None else 0
+            usec = int((value - sec) * 1e6) if value is not None else 0
+            if value is not None and not sec and not usec:
+                usec = 1
+            self.sock.setsockopt(socket.SOL_SOCKET, kind, struct.pack("@ll", sec, usec))
+        self.timeouts[kind] = value
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        try:
+            self._timeout(socket.SO_SNDTIMEO, timeout)
+            self.sock.sendall(data)
+        except (socket.timeout, BlockingIOError):
+            raise httpx.WriteTimeout("sending the request timed out") from None
+        except OSError as exc:
+            raise httpx.WriteError(f"sending the request failed: {exc}") from exc
 
     def _fill(self, timeout: float | None) -> None:
         try:
-            self.sock.settimeout(timeout)
+            self._timeout(socket.SO_RCVTIMEO, timeout)
             data = self.sock.recv(_SYNC_READ)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             raise httpx.ReadTimeout("no bytes from the server within the read timeout") from None
         except OSError as exc:
             self.eof(exc)
@@ -305,6 +345,8 @@ class _SyncConnection(_Exchange):
             self.sock.recv(1)  # b"" (closed) or a byte nobody asked for: either way, done
             return True
         except (ssl.SSLWantReadError, BlockingIOError):
+            self.sock.settimeout(None)  # blocking again; the next read sets its timeout anew
+            self.timeouts.clear()
             return False
         except OSError:
             return True
@@ -501,13 +543,7 @@ class SyncLeanTransport(_Lean, httpx.BaseTransport):
         body = request.read()
         conn = self._pool.checkout(origin) or self._connect(origin, timeouts.get("connect"))
         try:
-            conn.sock.settimeout(timeouts.get("write"))
-            try:
-                conn.sock.sendall(_head(request, body) + body)
-            except socket.timeout:
-                raise httpx.WriteTimeout("sending the request timed out") from None
-            except OSError as exc:
-                raise httpx.WriteError(f"sending the request failed: {exc}") from exc
+            conn.send(_head(request, body) + body, timeouts.get("write"))
             conn.head(timeouts.get("read"))
         except BaseException:
             conn.close()
