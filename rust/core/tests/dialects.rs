@@ -76,6 +76,7 @@ fn summary(o: &Outcome) -> Value {
         "thinking_blocks": m.and_then(|m| m.thinking_blocks.clone()),
         "refusal": m.and_then(|m| m.refusal.clone()),
         "tool_calls": tool_calls,
+        "logprobs": choice.and_then(|ch| ch.logprobs.clone()),
         "finish_reason": choice.and_then(|ch| ch.finish_reason.clone()),
         "native_finish_reason": choice.and_then(|ch| ch.native_finish_reason.clone()),
         "usage": c.usage,
@@ -594,4 +595,78 @@ fn shared_openai_expected_results() {
         n += 1;
     }
     assert!(n >= 5, "expected openai sidecars, found {n}");
+}
+
+/// The tokens of one chunk's `logprobs.content`, joined.
+fn logprob_tokens(choice: &polystream_core::chunk::ChunkChoice) -> Option<String> {
+    let entries = choice.logprobs.as_ref()?.content.as_ref()?;
+    Some(
+        entries
+            .iter()
+            .map(|e| e["token"].as_str().unwrap())
+            .collect(),
+    )
+}
+
+/// Logprobs ride the chunk of their own tokens: a text chunk's tokens spell its text; Ollama's
+/// tokens held back while it reads a tool call come on chunks without text.
+#[test]
+fn logprobs_ride_the_chunk_of_their_tokens() {
+    let dir = repo_root().join("tests/fixtures/providers");
+    let decoded = |dialect: &str, file: &str| {
+        common::decode(dialect, &[&fs::read(dir.join(file)).unwrap()]).chunks
+    };
+    for (dialect, file) in [
+        ("gemini", "gemini/gemini_logprobs.sse"),
+        ("gemini", "gemini/gemini_json_array_logprobs.json"),
+        ("ollama", "ollama/ollama_logprobs.ndjson"),
+    ] {
+        let mut with_logprobs = 0;
+        for choice in decoded(dialect, file).iter().flat_map(|c| &c.choices) {
+            if let Some(tokens) = logprob_tokens(choice) {
+                assert_eq!(Some(tokens), choice.delta.content, "{file}");
+                with_logprobs += 1;
+            }
+        }
+        assert!(
+            with_logprobs >= 2,
+            "{file}: {with_logprobs} chunks with logprobs"
+        );
+    }
+    let tool = decoded("ollama", "ollama/ollama_logprobs_tool.ndjson");
+    let carrying: Vec<_> = tool
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|ch| Some((logprob_tokens(ch)?, ch)))
+        .collect();
+    let tokens: Vec<&str> = carrying.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tokens, ["<tool_call>", "{\"", "name", "</tool_call>"]);
+    assert!(carrying.iter().all(|(_, ch)| ch.delta.content.is_none()));
+    assert!(carrying[3].1.delta.tool_calls.is_some());
+}
+
+/// A provider's logprobs reach the Responses API the way OpenAI's do.
+#[test]
+fn gemini_logprobs_reach_the_responses_api() {
+    use polystream_core::ResponsesBuilder;
+    let body = fs::read(repo_root().join("tests/fixtures/providers/gemini/gemini_logprobs.sse"));
+    let chunks = common::decode("gemini", &[&body.unwrap()]).chunks;
+    let mut b = ResponsesBuilder::new("resp_1", "gemini-2.5-flash", 1_700_000_000)
+        .with_request(&json!({"include": ["message.output_text.logprobs"], "top_logprobs": 2}));
+    let mut events = Vec::new();
+    for c in &chunks {
+        b.on_chunk(c, &mut events);
+    }
+    b.finish(&mut events);
+    let part = &serde_json::to_value(b.snapshot()).unwrap()["output"][0]["content"][0];
+    assert_eq!(part["text"], "Hola, ¿qué tal?");
+    let tokens: Vec<&str> = part["logprobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, ["Hola", ", ", "¿", "qué", " tal", "?"]);
+    assert_eq!(part["logprobs"][3]["top_logprobs"][0]["token"], "como");
+    assert_eq!(part["logprobs"][2]["bytes"], json!([194, 191]));
 }

@@ -2,7 +2,9 @@
 //!
 //! - `message-start` → a role chunk with the message id.
 //! - `content-start` / `content-delta`: `text` → `content`, `thinking` (reasoning models) →
-//!   `reasoning_content`.
+//!   `reasoning_content`. Their `logprobs` are left out: Cohere gives the delta's text, its
+//!   `token_ids` and one logprob per id, but not the text of each token, and OpenAI's entries
+//!   need one (the ids cannot be turned back into text without Cohere's tokenizer).
 //! - `tool-plan-delta` → `reasoning_content`: the plan is the model's reasoning before it calls
 //!   tools, not part of the answer.
 //! - `tool-call-start/delta/end` → tool calls, indexed from 0 in order of their start (a call that

@@ -9,6 +9,10 @@
 //!   `response.text` skips them: the server ran the code, and the answer's text follows.
 //! - `finishReason` is mapped (`STOP` becomes `tool_calls` once the candidate called a function)
 //!   and marks the stream done; later frames are still read (code execution sends several).
+//! - `logprobsResult` (asked for with `responseLogprobs`): each `chosenCandidates` token, with the
+//!   `topCandidates` of the same decoding step as its alternatives, → `logprobs.content`, in order.
+//!   Gemini sends no bytes, so each token's own UTF-8 bytes stand in. `avgLogprobs` (a
+//!   whole-candidate score) has no place in OpenAI's shape and is dropped.
 //! - `usageMetadata` holds running totals: the latest is attached to finish chunks.
 //! - `promptFeedback.blockReason` (prompt refused, no candidates) → a `content_filter` finish.
 //! - `{"error": …}` as a frame, or bare inside the SSE stream → [`Error::Provider`] (kind = status).
@@ -19,10 +23,10 @@ use serde_json::value::RawValue;
 
 use super::ended;
 use super::{
-    arguments_text, finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning,
-    Dialect, Frame, Framing, Meta,
+    arguments_text, content_logprobs, finish_choice, logprob_entry, parse_json, provider_error,
+    top_logprob, usage, with_cached, with_reasoning, Dialect, Frame, Framing, Meta,
 };
-use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, Usage};
+use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, Logprobs, ToolCallDelta, Usage};
 use crate::error::Result;
 
 const NAME: &str = "gemini";
@@ -79,6 +83,34 @@ struct WireCandidate<'a> {
     finish_reason: Option<String>,
     #[serde(default)]
     index: Option<u32>,
+    #[serde(default)]
+    logprobs_result: Option<WireLogprobs>,
+}
+
+/// One entry per decoding step in both lists (the chosen token may be missing from the top ones).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLogprobs {
+    #[serde(default)]
+    chosen_candidates: Vec<WireToken>,
+    #[serde(default)]
+    top_candidates: Vec<WireTopTokens>,
+}
+
+// Google's JSON leaves out fields at their default value, so `logProbability: 0` is sent as nothing.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireToken {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    log_probability: f64,
+}
+
+#[derive(Deserialize)]
+struct WireTopTokens {
+    #[serde(default)]
+    candidates: Vec<WireToken>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +178,25 @@ fn convert_usage(u: WireUsage) -> Usage {
     )
 }
 
+/// `logprobsResult` → `logprobs.content`: step i's chosen token with step i's top candidates.
+fn convert_logprobs(r: WireLogprobs) -> Option<Logprobs> {
+    let mut tops = r.top_candidates.into_iter();
+    let entries = r
+        .chosen_candidates
+        .into_iter()
+        .map(|t| {
+            let alternatives = tops.next().map_or_else(Vec::new, |step| {
+                step.candidates
+                    .into_iter()
+                    .map(|a| top_logprob(a.token, a.log_probability, None))
+                    .collect()
+            });
+            logprob_entry(t.token, t.log_probability, None, alternatives)
+        })
+        .collect();
+    content_logprobs(entries)
+}
+
 fn push_text(dst: &mut Option<String>, text: &str) {
     dst.get_or_insert_with(String::new).push_str(text);
 }
@@ -203,22 +254,25 @@ impl Gemini {
         if !calls.is_empty() {
             delta.tool_calls = Some(calls);
         }
-        match cand.finish_reason {
+        let logprobs = cand.logprobs_result.and_then(convert_logprobs);
+        let mut choice = match cand.finish_reason {
             Some(native) => {
                 self.done = true;
                 let reason = match map_finish_reason(&native) {
                     "stop" if called && native == "STOP" => "tool_calls",
                     r => r,
                 };
-                Some(finish_choice(index, delta, reason, native))
+                finish_choice(index, delta, reason, native)
             }
-            None if delta == Delta::default() => None,
-            None => Some(ChunkChoice {
+            None if delta == Delta::default() && logprobs.is_none() => return None,
+            None => ChunkChoice {
                 index,
                 delta,
                 ..Default::default()
-            }),
-        }
+            },
+        };
+        choice.logprobs = logprobs;
+        Some(choice)
     }
 }
 

@@ -5,10 +5,11 @@
 //! OpenAI's values and keeps the raw value in `native_finish_reason`.
 
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::chunk::{
-    ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, PromptTokensDetails,
-    SharedStr, ToolCallDelta, Usage,
+    ChatChunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionDelta, Logprobs,
+    PromptTokensDetails, SharedStr, ToolCallDelta, Usage,
 };
 use crate::error::{Error, Result};
 
@@ -255,6 +256,42 @@ pub(crate) fn with_reasoning(mut u: Usage, reasoning: Option<u64>) -> Usage {
         });
     }
     u
+}
+
+/// One token of OpenAI's chat logprobs, `{token, logprob, bytes}`: `bytes` are the provider's
+/// when it sends them, else the token's own UTF-8 bytes.
+fn token_logprob(token: String, logprob: f64, bytes: Option<Vec<u8>>) -> Map<String, Value> {
+    let bytes = bytes.unwrap_or_else(|| token.as_bytes().to_vec());
+    let mut m = Map::new();
+    m.insert("bytes".to_owned(), bytes.into());
+    m.insert("logprob".to_owned(), logprob.into());
+    m.insert("token".to_owned(), token.into());
+    m
+}
+
+/// An alternative in `top_logprobs`.
+pub(crate) fn top_logprob(token: String, logprob: f64, bytes: Option<Vec<u8>>) -> Value {
+    Value::Object(token_logprob(token, logprob, bytes))
+}
+
+/// A `logprobs.content` entry: the chosen token and its alternatives (`[]` when none were asked).
+pub(crate) fn logprob_entry(
+    token: String,
+    logprob: f64,
+    bytes: Option<Vec<u8>>,
+    top_logprobs: Vec<Value>,
+) -> Value {
+    let mut m = token_logprob(token, logprob, bytes);
+    m.insert("top_logprobs".to_owned(), Value::Array(top_logprobs));
+    Value::Object(m)
+}
+
+/// A choice's `logprobs` from its content entries; None when there are none.
+pub(crate) fn content_logprobs(entries: Vec<Value>) -> Option<Logprobs> {
+    (!entries.is_empty()).then_some(Logprobs {
+        content: Some(entries),
+        refusal: None,
+    })
 }
 
 /// Tool-call arguments from a provider that sends them as a JSON value (Gemini, Ollama): the

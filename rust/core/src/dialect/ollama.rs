@@ -5,6 +5,10 @@
 //! - `message.tool_calls`: each call arrives whole, its `arguments` a JSON object; it becomes a
 //!   tool call whose arguments are that object's text (compact, key order kept), indexed in order
 //!   of arrival, with id `call_<n>` when Ollama sent none.
+//! - `logprobs` (asked for with `logprobs: true`, alternatives with `top_logprobs`): already in
+//!   OpenAI's entry shape, one per token of the line → `logprobs.content`, in order (`bytes`
+//!   filled from the token when absent). Ollama also sends them on lines whose text its parsers
+//!   still hold back (a tool call being read): such a line is a chunk with an empty delta.
 //! - `done: true` → the mapped `done_reason` (`stop` becomes `tool_calls` after tool calls: Ollama
 //!   has no such reason) and usage from `prompt_eval_count` / `eval_count`.
 //! - `{"error": …}` → [`Error::Provider`].
@@ -17,8 +21,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{arguments_text, parse_json, provider_error, usage, Dialect, Frame, Framing, Meta};
-use super::{ended, non_empty};
-use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta};
+use super::{content_logprobs, ended, logprob_entry, non_empty, top_logprob};
+use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, Logprobs, ToolCallDelta};
 use crate::error::Result;
 
 const NAME: &str = "ollama";
@@ -58,8 +62,23 @@ struct WireLine<'a> {
     prompt_eval_count: Option<u64>,
     #[serde(default)]
     eval_count: Option<u64>,
+    #[serde(default)]
+    logprobs: Option<Vec<WireLogprob>>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
+}
+
+/// A token (`api.Logprob`), or one of its alternatives (`api.TokenLogprob`: no `top_logprobs`).
+#[derive(Deserialize)]
+struct WireLogprob {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    logprob: f64,
+    #[serde(default)]
+    bytes: Option<Vec<u8>>,
+    #[serde(default)]
+    top_logprobs: Vec<WireLogprob>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +105,21 @@ struct WireFunction<'a> {
     name: Option<String>,
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
+}
+
+fn convert_logprobs(tokens: Vec<WireLogprob>) -> Option<Logprobs> {
+    let entries = tokens
+        .into_iter()
+        .map(|t| {
+            let alternatives = t
+                .top_logprobs
+                .into_iter()
+                .map(|a| top_logprob(a.token, a.logprob, a.bytes))
+                .collect();
+            logprob_entry(t.token, t.logprob, t.bytes, alternatives)
+        })
+        .collect();
+    content_logprobs(entries)
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2026-07-28T06:38:03.222822Z`, or with an offset).
@@ -185,9 +219,15 @@ impl Dialect for Ollama {
                 delta.tool_calls = Some(calls);
             }
         }
+        let logprobs = line.logprobs.and_then(convert_logprobs);
         if !line.done {
-            if delta != Delta::default() {
-                out.push(self.meta.delta(0, delta));
+            if delta != Delta::default() || logprobs.is_some() {
+                out.push(self.meta.chunk(vec![ChunkChoice {
+                    index: 0,
+                    delta,
+                    logprobs,
+                    ..Default::default()
+                }]));
             }
             return Ok(());
         }
@@ -200,9 +240,9 @@ impl Dialect for Ollama {
         let choice = ChunkChoice {
             index: 0,
             delta,
+            logprobs,
             finish_reason: Some(reason.to_owned()),
             native_finish_reason: line.done_reason,
-            ..Default::default()
         };
         let mut chunk = self.meta.chunk(vec![choice]);
         chunk.usage = Some(Box::new(usage(
