@@ -318,6 +318,20 @@ class TestGemini:
             "temperature": 0.3, "topP": 0.8, "maxOutputTokens": 99, "stopSequences": ["a", "b"], "candidateCount": 2, "seed": 5,
         }
 
+    @pytest.mark.parametrize(
+        "params,want",
+        [
+            ({"logprobs": True}, {"responseLogprobs": True}),
+            ({"logprobs": True, "top_logprobs": 3}, {"responseLogprobs": True, "logprobs": 3}),
+            ({"logprobs": True, "top_logprobs": 0}, {"responseLogprobs": True}),
+            ({"logprobs": False, "top_logprobs": 3}, None),
+            ({"top_logprobs": 3}, None),
+        ],
+    )
+    def test_logprobs(self, params: dict[str, Any], want: dict[str, Any] | None) -> None:
+        # responseLogprobs asks for the chosen tokens' logprobs; logprobs (1-20) for alternatives, and only with it.
+        assert build("gemini", **params).json.get("generationConfig") == want
+
     def test_response_format(self) -> None:
         assert build("gemini", response_format={"type": "json_object"}).json["generationConfig"] == {
             "responseMimeType": "application/json"
@@ -446,6 +460,11 @@ class TestCohere:
     def test_api_base_forms(self, base: str) -> None:
         assert build("cohere", api_base=base).url == "http://h:1/v2/chat"
 
+    def test_logprobs_are_not_asked_for(self) -> None:
+        # Cohere's logprobs are token ids without their text: the dialect cannot use them.
+        body = build("cohere", logprobs=True, top_logprobs=3).json
+        assert "logprobs" not in body and "top_logprobs" not in body
+
 
 # ------------------------------------------------------------------------------------ ollama
 
@@ -502,6 +521,21 @@ class TestOllama:
         p = provider_class("ollama")()
         gpt_oss = p.build_request(ChatRequest("gpt-oss:20b", [{"role": "user", "content": "x"}], {"reasoning_effort": "high"}), stream=True)
         assert gpt_oss.json["think"] == "high"
+
+    @pytest.mark.parametrize(
+        "params,want",
+        [
+            ({"logprobs": True}, {"logprobs": True}),
+            ({"logprobs": True, "top_logprobs": 3}, {"logprobs": True, "top_logprobs": 3}),
+            ({"logprobs": True, "top_logprobs": 0}, {"logprobs": True}),
+            ({"top_logprobs": 3}, {}),
+        ],
+    )
+    def test_logprobs(self, params: dict[str, Any], want: dict[str, Any]) -> None:
+        # Top-level fields of /api/chat (not options), as in Ollama's ChatRequest.
+        body = build("ollama", **params).json
+        assert {k: body[k] for k in ("logprobs", "top_logprobs") if k in body} == want
+        assert "options" not in body
 
 
 # ------------------------------------------------------------------------------------ OpenAI-compatible

@@ -153,6 +153,15 @@ def max_tokens(params: dict[str, Any]) -> int | None:
     return int(v) if v is not None else None
 
 
+def logprobs(params: dict[str, Any]) -> tuple[bool, int | None]:
+    """(token logprobs wanted, alternatives per token) from `logprobs` / `top_logprobs`: as with
+    OpenAI, `top_logprobs` counts only with `logprobs`; 0 or absent asks for no alternatives."""
+    if not params.get("logprobs"):
+        return False, None
+    top = params.get("top_logprobs")
+    return True, int(top) if top else None
+
+
 def response_format(params: dict[str, Any]) -> tuple[str, dict[str, Any] | None] | None:
     """("json_object", None) or ("json_schema", schema) from `response_format`; None for text."""
     rf = params.get("response_format")

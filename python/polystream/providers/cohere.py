@@ -8,7 +8,9 @@ Cohere v2 is close to OpenAI's shape; the mapping:
 - tools: OpenAI function tools as they are. tool_choice: required → "REQUIRED", none → "NONE",
   auto → omitted; a specific function → "REQUIRED" with the tools narrowed to that function
   (Cohere cannot name one).
-- top_p → p, top_k → k, stop → stop_sequences; max_tokens, seed, penalties, logprobs as they are.
+- top_p → p, top_k → k, stop → stop_sequences; max_tokens, seed, penalties as they are.
+  logprobs is not asked for: Cohere gives token ids without each token's text, which OpenAI's
+  logprobs cannot carry, so the dialect drops them.
 - response_format json_object → {"type": "json_object"}, json_schema → {"type": "json_object",
   "schema": …}.
 - reasoning_effort → `thinking: {type: enabled, token_budget}` (none → disabled); an explicit
@@ -150,7 +152,6 @@ class CohereProvider(Provider):
                     "seed": p.get("seed"),
                     "frequency_penalty": p.get("frequency_penalty"),
                     "presence_penalty": p.get("presence_penalty"),
-                    "logprobs": p.get("logprobs"),
                     "thinking": _thinking(p),
                 }
             )

@@ -15,7 +15,8 @@ Mapping from the OpenAI-style request:
 - Schemas (tool parameters, response_format json_schema) are JSON Schema; Gemini takes an OpenAPI
   subset, so they are rewritten: `$ref`s inlined, ["T", "null"] → nullable, const → enum,
   unsupported keys (additionalProperties, $schema, …) dropped.
-- temperature/top_p/top_k/max_tokens/stop/n/seed/penalties → generationConfig; response_format →
+- temperature/top_p/top_k/max_tokens/stop/n/seed/penalties → generationConfig; logprobs →
+  responseLogprobs, top_logprobs (with logprobs, > 0) → logprobs; response_format →
   responseMimeType (+ responseSchema); reasoning_effort → thinkingConfig {thinkingBudget,
   includeThoughts: true} (none → budget 0); `thinking` ({type, budget_tokens}) is converted, a
   Gemini-shaped one (thinkingBudget/thinkingLevel/includeThoughts) passes through.
@@ -193,6 +194,7 @@ def _thinking(params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _generation_config(p: dict[str, Any]) -> dict[str, Any]:
+    want_logprobs, top_logprobs = cv.logprobs(p)
     config = cv.drop_none(
         {
             "temperature": p.get("temperature"),
@@ -204,8 +206,8 @@ def _generation_config(p: dict[str, Any]) -> dict[str, Any]:
             "seed": p.get("seed"),
             "presencePenalty": p.get("presence_penalty"),
             "frequencyPenalty": p.get("frequency_penalty"),
-            "responseLogprobs": p.get("logprobs"),
-            "logprobs": p.get("top_logprobs"),
+            "responseLogprobs": want_logprobs or None,
+            "logprobs": top_logprobs,
             "thinkingConfig": _thinking(p),
         }
     )

@@ -13,6 +13,7 @@ Mapping from the OpenAI-style request:
   supported by Ollama and are ignored.
 - temperature, top_p, top_k, max_tokens (num_predict), stop, seed, penalties → `options`
   (a caller's `options` dict is merged on top).
+- logprobs, top_logprobs (with logprobs, > 0) → top-level `logprobs` / `top_logprobs`.
 - response_format json_object → `format: "json"`, json_schema → `format: <schema>`.
 - reasoning_effort → `think` (true, or the level itself for gpt-oss models; none → false);
   `thinking` {type: enabled|disabled} → true/false; a native `think` / `keep_alive` pass through.
@@ -140,6 +141,9 @@ class OllamaProvider(Provider):
         fmt = cv.response_format(p)
         if fmt:
             body["format"] = fmt[1] or "json"
+        want_logprobs, top_logprobs = cv.logprobs(p)
+        if want_logprobs:
+            body.update(cv.drop_none({"logprobs": True, "top_logprobs": top_logprobs}))
         think = _think(req.model, p)
         if think is not None:
             body["think"] = think
