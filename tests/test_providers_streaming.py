@@ -53,10 +53,12 @@ COVERAGE = {
                   "anthropic_interleaved_thinking",
                   "anthropic_max_tokens_open_tool", "anthropic_refusal", "anthropic_error_after_content"],
     "gemini": ["gemini_text_multibyte", "gemini_json_array_tools", "gemini_parallel_calls", "gemini_thinking_signature",
-               "gemini_max_tokens", "gemini_inline_safety", "gemini_prompt_blocked", "gemini_error_in_data"],
+               "gemini_max_tokens", "gemini_inline_safety", "gemini_prompt_blocked", "gemini_error_in_data",
+               "gemini_logprobs", "gemini_json_array_logprobs"],
     "cohere": ["cohere_text_multibyte", "cohere_inline_tool_single", "cohere_parallel_tools", "cohere_thinking", "cohere_max_tokens",
                "cohere_error_finish"],
-    "ollama": ["ollama_text_multibyte", "ollama_inline_tool_single", "ollama_thinking_tools", "ollama_length", "ollama_error"],
+    "ollama": ["ollama_text_multibyte", "ollama_inline_tool_single", "ollama_thinking_tools", "ollama_length", "ollama_error",
+               "ollama_logprobs", "ollama_logprobs_tool"],
     "groq": ["groq_text_multibyte", "groq_tool_single", "groq_parallel_tools", "groq_reasoning", "groq_length",
              "groq_error_after_content"],
     "mistral": ["mistral_text_multibyte", "mistral_tool_single", "mistral_parallel_tools", "mistral_thinking",
@@ -304,11 +306,27 @@ def check_completion(out: Outcome, want: dict[str, Any]) -> None:
     for key in ("finish_reason", "native_finish_reason"):
         if key in want:
             assert choice.get(key) == want[key], key
+    if "logprobs" in want:
+        check_logprobs(out, want["logprobs"])
     if want.get("usage") is not None:
         assert final.usage.to_dict() == want["usage"]
         with_usage = [c for c in out.chunks if c.usage is not None]
         assert with_usage and with_usage[-1].usage.to_dict() == want["usage"]
         assert out.chunks[-1].usage is not None, "usage must ride on the final chunk"
+
+
+def check_logprobs(out: Outcome, want: dict[str, Any]) -> None:
+    """Choice 0's token logprobs: on the final completion, from `stream_chunk_builder`, and chunk
+    by chunk, each chunk carrying its own tokens (the ones that spell its text)."""
+    final = next(c for c in out.completion.choices if c.index == 0)
+    assert final.logprobs.to_dict() == want
+    rebuilt = next(c for c in polystream.stream_chunk_builder(out.chunks).choices if c.index == 0)
+    assert rebuilt.logprobs.to_dict() == want
+    per_chunk = [c.choices[0] for c in out.chunks if c.choices and c.choices[0].logprobs is not None]
+    assert [e.to_dict() for ch in per_chunk for e in ch.logprobs.content] == want["content"]
+    for ch in per_chunk:
+        tokens = "".join(e.token for e in ch.logprobs.content)
+        assert ch.delta.content in (tokens, None), (ch.delta.content, tokens)
 
 
 def check_error(out: Outcome, want: dict[str, Any], error: dict[str, Any]) -> None:
@@ -532,6 +550,22 @@ def test_request_received_is_the_providers_format(server: ReplayServer, provider
             assert "stream_options" not in body
         else:
             assert body["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize("provider,stem", [("gemini", "gemini_logprobs"), ("ollama", "ollama_logprobs")])
+def test_logprobs_are_asked_for_and_reach_every_chunk(server: ReplayServer, provider: str, stem: str) -> None:
+    case = BY_NAME[stem]
+    base = serve(server, provider, case.reply(split="random", seed=7))
+    out = run("sync", provider, base, logprobs=True, top_logprobs=2)
+    assert out.exc is None, repr(out.exc)
+    (req,) = server.requests
+    body = req.json()
+    if provider == "gemini":
+        assert body["generationConfig"] == {"responseLogprobs": True, "logprobs": 2}
+    else:
+        assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    check_logprobs(out, case.want["logprobs"])
+    assert out.completion.choices[0].message.content == case.want["content"]
 
 
 # ---------------------------------------------------------------------------------- secrets
