@@ -39,57 +39,53 @@ import polystream  # noqa: E402
 from polystream._core import ChunkDecoder  # noqa: E402
 
 
+class Reading:
+    """One response being read: its head, then its Content-Length body, decoded or not."""
+
+    def __init__(self, decode: bool) -> None:
+        self.head = b""
+        self.left: int | None = None  # body bytes still to come, once the head is in
+        self.decoder = ChunkDecoder("openai_chat", accumulate=True) if decode else None
+
+    def take(self, data: bytes) -> bool:
+        """Whether the response is complete with `data`."""
+        if self.left is None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+            lengths = [line for line in self.head[:end].split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            if not lengths:
+                raise SystemExit("the replay server must be --length-framed")
+            self.left, data = int(lengths[0].split(b":")[1]), self.head[end + 4:]
+        self.left -= len(data)
+        if self.decoder is not None:
+            consume(self.decoder.feed(data))
+        return self.left <= 0
+
+
 class Raw:
-    """One keep-alive socket: sends the request, reads the Content-Length body."""
+    """One keep-alive socket: sends the request, reads the response."""
 
     def __init__(self, host: str, port: int) -> None:
-        body = (b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}')
+        body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}'
         self.request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
                         f"authorization: Bearer x\r\ncontent-type: application/json\r\n"
                         f"content-length: {len(body)}\r\n\r\n").encode() + body
         self.sock = socket.create_connection((host, port))
 
-    @staticmethod
-    def split_head(data: bytes) -> tuple[int, bytes] | None:
-        """(body length, the body bytes already read) once the head is in, else None."""
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        for line in data[:end].split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                return int(line.split(b":")[1]), data[end + 4:]
-        raise SystemExit("the replay server must be --length-framed")
-
     def read(self, decode: bool) -> None:
         self.sock.sendall(self.request)
-        head = b""
-        while (got := self.split_head(head)) is None:
-            head += self.sock.recv(65536)
-        size, piece = got
-        decoder = ChunkDecoder("openai_chat", accumulate=True) if decode else None
-        while True:
-            size -= len(piece)
-            if decoder is not None:
-                consume(decoder.feed(piece))
-            if size <= 0:
-                return
-            piece = self.sock.recv(65536)
+        reading = Reading(decode)
+        while not reading.take(self.sock.recv(65536)):
+            pass
 
     async def aread(self, decode: bool) -> None:
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(self.sock, self.request)
-        head = b""
-        while (got := self.split_head(head)) is None:
-            head += await loop.sock_recv(self.sock, 65536)
-        size, piece = got
-        decoder = ChunkDecoder("openai_chat", accumulate=True) if decode else None
-        while True:
-            size -= len(piece)
-            if decoder is not None:
-                consume(decoder.feed(piece))
-            if size <= 0:
-                return
-            piece = await loop.sock_recv(self.sock, 65536)
+        reading = Reading(decode)
+        while not reading.take(await loop.sock_recv(self.sock, 65536)):
+            pass
 
 
 def consume(chunks: list[Any]) -> None:
