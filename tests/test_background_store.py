@@ -294,6 +294,34 @@ def test_merged_records_give_the_same_response_with_fewer_events() -> None:
     assert [e[0] for e in got] == list(range(len(got)))
 
 
+def test_the_log_keeps_the_tokens_the_builder_keeps() -> None:
+    """With logprobs asked for, tokens of thinking or tool-call lines (Ollama sends them) are not
+    stored: the builder drops them. Tokens without text before text are, and the log rebuilds the
+    builder's own response."""
+    def chunk(delta: dict[str, Any], token: str) -> ChatCompletionChunk:
+        lp = {"content": [{"token": token, "logprob": -0.5, "bytes": list(token.encode()), "top_logprobs": []}]}
+        return ChatCompletionChunk.from_json(json.dumps({"choices": [{"index": 0, "delta": delta, "logprobs": lp}]}))
+
+    chunks = [chunk({"reasoning_content": "hm"}, "hm"), chunk({}, "\\xe2"), chunk({"content": "€ ok"}, "€ ok"),
+              chunk({}, "{"), chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]}, "}"),
+              ChatCompletionChunk.from_json('{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}')]
+    pending = Pending(logprobs=True)
+    for c in chunks:
+        pending.add(c)
+    records = pending.seal()
+    stored = [t["token"] for r in records if isinstance(r, dict) and "l" in r for t in r["l"]]
+    assert stored == ["\\xe2", "€ ok", "{"]  # the last is dropped by the builder when the call comes
+
+    request = {"model": "gpt-4o", "background": True, "include": ["message.output_text.logprobs"]}
+    b = ResponsesBuilder("resp_x", "gpt-4o", 1767225600, request=request, queued=True, item_id_base="00ff")
+    b.start(), b.mark_in_progress(), b.on_chunks(chunks)
+    b.set_now(1767225601)
+    b.finish()
+    out = json.loads(b.snapshot_json())["output"]
+    assert [i["type"] for i in out] == ["reasoning", "message", "function_call"]
+    assert [t["token"] for t in out[1]["content"][0]["logprobs"]] == ["\\xe2", "€ ok"]
+
+
 @pytest.mark.parametrize("records", [
     ["Hello"], ["Hello", " world", "!"], ["[link](x)", " y"], ["a\nb\"c\\d", "東京 🚀"],
     ["has \x1e inside", "x"], ["", "x"], [], ["text", {"f": "stop"}], [{"i": {"id": "resp_x"}}, START],

@@ -101,15 +101,18 @@ class Pending:
             if choice.index != 0:  # a Response has one output list: choice 0 only, as the builder
                 continue
             d = choice.delta
-            if s := d.reasoning_content:
-                self._text("r", s)
+            reasoning, calls = d.reasoning_content, d.tool_calls
+            if reasoning:
+                self._text("r", reasoning)
             if s := d.content:
                 self._text("c", s)
-            if self.logprobs and (lp := choice.logprobs) is not None:
+            # Tokens of a chunk with reasoning or tool calls and no text are theirs: the builder
+            # drops them (no Responses field), so the log need not keep them.
+            if self.logprobs and (lp := choice.logprobs) is not None and (s or not (reasoning or calls)):
                 self._logprobs(lp)
             if s := d.refusal:
                 self._text("x", s)
-            if calls := d.tool_calls:
+            if calls:
                 for tc in calls:
                     self._tool(tc)
             if f := choice.finish_reason:

@@ -117,6 +117,8 @@ pub struct ResponsesBuilder {
     include_logprobs: bool,
     /// The logprobs of every token of `text`, in order (empty unless `include_logprobs`).
     logprobs: Vec<TokenLogprob>,
+    /// Tokens that came without text, waiting for the text they belong to (see `on_chunk`).
+    untexted: Vec<TokenLogprob>,
     open_message: Option<usize>,
     open_reasoning: Option<usize>,
     calls: Vec<CallSlot>,
@@ -151,6 +153,7 @@ impl ResponsesBuilder {
             text: String::new(),
             include_logprobs: false,
             logprobs: Vec::new(),
+            untexted: Vec::new(),
             open_message: None,
             open_reasoning: None,
             calls: Vec::new(),
@@ -283,15 +286,28 @@ impl ResponsesBuilder {
             return;
         };
         let d = &choice.delta;
+        // Tokens without text of their own are part of a UTF-8 character whose text comes next
+        // (OpenAI), or of reasoning or a tool call being produced (Ollama sends them so). They
+        // wait for the next text; reasoning or a tool call takes them instead (neither has
+        // logprobs in the Responses API), so no message is opened for them alone.
+        let reasoning = d.reasoning_content.as_deref().filter(|s| !s.is_empty());
+        let not_text = reasoning.is_some() || d.tool_calls.is_some();
+        if not_text {
+            self.untexted.clear();
+        }
         // Reasoning before content: a chunk carrying both must lose neither (LiteLLM #36327).
-        if let Some(r) = d.reasoning_content.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(r) = reasoning {
             self.reasoning_delta(r, out);
         }
         let text = d.content.as_deref().unwrap_or("");
-        let logprobs = self.chunk_logprobs(choice);
-        // Tokens without text of their own (part of a UTF-8 character) still count.
-        if !text.is_empty() || !logprobs.is_empty() {
+        let mut logprobs = self.chunk_logprobs(choice);
+        if !text.is_empty() {
+            if !self.untexted.is_empty() {
+                logprobs.splice(0..0, std::mem::take(&mut self.untexted));
+            }
             self.text_delta(text, logprobs, out);
+        } else if !not_text {
+            self.untexted.append(&mut logprobs);
         }
         if let Some(r) = d.refusal.as_deref().filter(|s| !s.is_empty()) {
             self.refusal_delta(r, out);

@@ -51,10 +51,22 @@ impl ResponsesBuilder {
     }
 
     pub(super) fn close_message(&mut self, status: ItemStatus, out: &mut Vec<ResponseEvent>) {
+        // Tokens still without text when the message ends (a character cut off) stay with its
+        // text, on an empty delta.
+        if !self.untexted.is_empty() && self.open_text_part() {
+            let tokens = std::mem::take(&mut self.untexted);
+            self.text_delta("", tokens, out);
+        }
         if let Some(i) = self.open_message.take() {
             self.close_part(i, out);
             self.close_item(i, status, out);
         }
+    }
+
+    fn open_text_part(&self) -> bool {
+        self.open_message.is_some_and(|i| {
+            matches!(&self.items[i].body, Body::Message { parts, .. } if matches!(parts.last(), Some(Part::Text { .. })))
+        })
     }
 
     pub(super) fn close_reasoning(&mut self, status: ItemStatus, out: &mut Vec<ResponseEvent>) {

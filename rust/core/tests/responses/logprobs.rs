@@ -99,7 +99,8 @@ fn without_include_the_output_is_byte_for_byte_what_it_was() {
 
 #[test]
 fn tokens_without_text_of_their_own_are_kept() {
-    // A token that is part of a UTF-8 character may come with empty content.
+    // A token that is part of a UTF-8 character may come with empty content: it rides the delta
+    // of the text it is part of.
     let mut b = logprobs_builder();
     let ev = run(
         &mut b,
@@ -112,12 +113,94 @@ fn tokens_without_text_of_their_own_are_kept() {
     let snap = check(&b, &ev);
     let j = to_json(&ev);
     let deltas = events_of_type(&j, "response.output_text.delta");
-    assert_eq!(deltas.len(), 2);
-    assert_eq!(deltas[0]["delta"], "");
-    assert_eq!(deltas[0]["logprobs"][0]["token"], "\\xe2");
-    let tokens = &snap["output"][0]["content"][0]["logprobs"];
-    assert_eq!(tokens.as_array().unwrap().len(), 2);
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0]["delta"], "€");
+    let tokens: Vec<_> = deltas[0]["logprobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["token"])
+        .collect();
+    assert_eq!(tokens, ["\\xe2", "\\x82\\xac"]);
+    assert_eq!(
+        snap["output"][0]["content"][0]["logprobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(b.output_text(), "€");
+}
+
+#[test]
+fn a_character_cut_off_at_the_end_keeps_its_token() {
+    let mut b = logprobs_builder();
+    let ev = run(
+        &mut b,
+        &[
+            text_logprobs("Hi", &[token("Hi", -0.1)]),
+            text_logprobs("", &[token("\\xe2", -0.2)]),
+            finish("length"),
+        ],
+    );
+    let snap = check(&b, &ev);
+    let j = to_json(&ev);
+    let deltas = events_of_type(&j, "response.output_text.delta");
+    assert_eq!((deltas.len(), &deltas[1]["delta"]), (2, &json!("")));
+    assert_eq!(deltas[1]["logprobs"][0]["token"], "\\xe2");
+    assert_eq!(
+        snap["output"][0]["content"][0]["logprobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn tokens_of_reasoning_or_a_tool_call_open_no_message() {
+    // Ollama sends logprobs on lines whose text its parser holds back (a tool call being read),
+    // and on thinking lines: the Responses API has no logprobs for either.
+    let tool_tokens = text_logprobs("", &[token("{\"", -0.1)]);
+    let mut thinking = text_logprobs("", &[token("hm", -0.1)]);
+    thinking.choices[0].delta.reasoning_content = Some("hm".into());
+    let mut b = logprobs_builder();
+    let ev = run(
+        &mut b,
+        &[
+            thinking,
+            tool_tokens,
+            tool(0, Some("c1"), Some("f"), "{}"),
+            finish("tool_calls"),
+        ],
+    );
+    let snap = check(&b, &ev);
+    let kinds: Vec<_> = snap["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("reasoning"), json!("function_call")]);
+    assert!(events_of_type(&to_json(&ev), "response.output_text.delta").is_empty());
+
+    // After text: the message keeps its own tokens only.
+    let mut b = logprobs_builder();
+    let ev = run(
+        &mut b,
+        &[
+            text_logprobs("Ok", &[token("Ok", -0.1)]),
+            text_logprobs("", &[token("{\"", -0.2)]),
+            tool(0, Some("c1"), Some("f"), "{}"),
+            finish("tool_calls"),
+        ],
+    );
+    let snap = check(&b, &ev);
+    let tokens = snap["output"][0]["content"][0]["logprobs"]
+        .as_array()
+        .unwrap();
+    assert_eq!((tokens.len(), &tokens[0]["token"]), (1, &json!("Ok")));
+    assert_eq!(snap["output"][1]["type"], "function_call");
 }
 
 #[test]
