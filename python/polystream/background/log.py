@@ -101,14 +101,14 @@ class Pending:
             if choice.index != 0:  # a Response has one output list: choice 0 only, as the builder
                 continue
             d = choice.delta
-            reasoning, calls = d.reasoning_content, d.tool_calls
+            reasoning, text, calls = d.reasoning_content, d.content, d.tool_calls
             if reasoning:
                 self._text("r", reasoning)
-            if s := d.content:
-                self._text("c", s)
+            if text:
+                self._text("c", text)
             # Tokens of a chunk with reasoning or tool calls and no text are theirs: the builder
             # drops them (no Responses field), so the log need not keep them.
-            if self.logprobs and (lp := choice.logprobs) is not None and (s or not (reasoning or calls)):
+            if self.logprobs and (lp := choice.logprobs) is not None and (text or not (reasoning or calls)):
                 self._logprobs(lp)
             if s := d.refusal:
                 self._text("x", s)
@@ -176,17 +176,17 @@ class Pending:
 
 
 def _chunk(rec: Any) -> ChatCompletionChunk:
+    choice: dict[str, Any] = {"index": 0}
     if isinstance(rec, str):
-        delta: dict[str, Any] = {"content": rec}
+        choice["delta"] = {"content": rec}
     elif "c" in rec:
-        choice = {"index": 0, "delta": {"content": rec["c"]}, "logprobs": {"content": rec["l"]}}
-        return ChatCompletionChunk.from_json(json.dumps({"choices": [choice]}))
+        choice["delta"], choice["logprobs"] = {"content": rec["c"]}, {"content": rec["l"]}
     elif "r" in rec:
-        delta = {"reasoning_content": rec["r"]}
+        choice["delta"] = {"reasoning_content": rec["r"]}
     elif "x" in rec:
-        delta = {"refusal": rec["x"]}
+        choice["delta"] = {"refusal": rec["x"]}
     elif "t" in rec:
-        delta = {"tool_calls": [
+        choice["delta"] = {"tool_calls": [
             {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
             for i, cid, name, args in rec["t"]
         ]}
@@ -196,7 +196,7 @@ def _chunk(rec: Any) -> ChatCompletionChunk:
         if rec.get("u") is not None:
             body["usage"] = rec["u"]
         return ChatCompletionChunk.from_json(json.dumps(body))
-    return ChatCompletionChunk.from_json(json.dumps({"choices": [{"index": 0, "delta": delta}]}))
+    return ChatCompletionChunk.from_json(json.dumps({"choices": [choice]}))
 
 
 class View:
