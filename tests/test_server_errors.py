@@ -94,6 +94,11 @@ def test_malformed_json(url: str, path: str, raw: bytes) -> None:
         ({**CHAT, "api_base": "http://evil.example"}, "api_base"),
         ({**CHAT, "api_key": "sk-x"}, "api_key"),
         ({**CHAT, "mock_response": "x"}, "mock_response"),
+        ({**CHAT, "logprobs": "yes"}, "logprobs"),
+        ({**CHAT, "top_logprobs": 3}, "top_logprobs"),  # without logprobs: OpenAI refuses it too
+        ({**CHAT, "logprobs": False, "top_logprobs": 3}, "top_logprobs"),
+        ({**CHAT, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({**CHAT, "logprobs": True, "top_logprobs": -1}, "top_logprobs"),
     ],
 )
 def test_chat_bad_fields(url: str, body: dict[str, Any], param: str) -> None:
@@ -112,10 +117,36 @@ def test_chat_bad_fields(url: str, body: dict[str, Any], param: str) -> None:
         ({**RESP, "max_output_tokens": 0}, "max_output_tokens"),
         ({**RESP, "metadata": [1]}, "metadata"),
         ({**RESP, "api_base": "http://evil.example"}, "api_base"),
+        ({**RESP, "include": "message.output_text.logprobs"}, "include"),
+        ({**RESP, "include": ["message.output_text.logprobs", "message.output_text.logprob"]}, "include[1]"),
+        ({**RESP, "include": [None]}, "include[0]"),
+        ({**RESP, "top_logprobs": 21}, "top_logprobs"),
+        ({**RESP, "top_logprobs": "3"}, "top_logprobs"),
     ],
 )
 def test_responses_bad_fields(url: str, body: dict[str, Any], param: str) -> None:
     assert_openai_error(httpx.post(url + "/v1/responses", json=body, headers=AUTH), 400, param=param)
+
+
+def test_known_include_values_are_accepted(url: str) -> None:
+    """Every value of the SDK's ResponseIncludable is accepted (Codex-style clients send
+    `reasoning.encrypted_content` every time); an unknown one is named in the error."""
+    from typing import get_args
+
+    from openai.types.responses import ResponseIncludable
+
+    r = httpx.post(url + "/v1/responses", json={**RESP, "include": list(get_args(ResponseIncludable))}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+    body = assert_openai_error(httpx.post(url + "/v1/responses", json={**RESP, "include": ["output.everything"]},
+                                          headers=AUTH), 400, "invalid_value", "include[0]")
+    assert "'output.everything'" in body["message"]
+
+
+def test_top_logprobs_with_logprobs_passes(url: str) -> None:
+    body = {**CHAT, "logprobs": True, "top_logprobs": 20}
+    r = httpx.post(url + "/v1/chat/completions", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
 
 
 def test_unknown_model(url: str) -> None:

@@ -90,6 +90,9 @@ def check_params(body: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
     stop = params.get("stop")
     if stop is not None and not isinstance(stop, (str, list)):
         raise bad_request("`stop` must be a string or an array of strings.", "stop", "invalid_type")
+    top = params.get("top_logprobs")
+    if top is not None and not 0 <= top <= 20:
+        raise bad_request("`top_logprobs` must be between 0 and 20.", "top_logprobs", "integer_out_of_range")
     return params
 
 
@@ -157,6 +160,10 @@ def _prepare(st: ServerState, principal: Principal, body: dict[str, Any]) -> tup
         raise bad_request("`stream_options` must be an object.", "stream_options", "invalid_type")
     include_usage = bool((options or {}).get("include_usage"))
     params = check_params(body, ("model", "messages", "stream", "stream_options"))
+    logprobs = check_bool(body, "logprobs")
+    if params.get("top_logprobs") is not None and not logprobs:
+        # As OpenAI: alternatives come only with the tokens, and silence would look like support.
+        raise bad_request("`top_logprobs` requires `logprobs: true`.", "top_logprobs", "invalid_value")
     principal.check_model(name)
     model, kwargs = resolve(st.config, name)
     # Always a streaming call: the first chunk is read before acompletion returns, so failures

@@ -51,6 +51,27 @@ def _service(request: Request) -> Any:
     return svc
 
 
+# OpenAI's ResponseIncludable. Only the logprobs one changes what a chat provider is asked; the
+# others name outputs of built-in tools (refused elsewhere) or of OpenAI's own storage, and are
+# accepted as OpenAI accepts them without those tools: clients such as Codex send
+# `reasoning.encrypted_content` on every request. A value outside the list is a typo: 400, as OpenAI.
+_INCLUDABLE = ("file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+               "message.input_image.image_url", "computer_call_output.output.image_url",
+               "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs")
+
+
+def _check_include(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise bad_request("`include` must be an array of strings.", "include", "invalid_type")
+    for i, item in enumerate(value):
+        if item not in _INCLUDABLE:
+            supported = ", ".join(f"'{v}'" for v in _INCLUDABLE)
+            raise bad_request(f"Invalid value: {item!r}. Supported values are: {supported}.", f"include[{i}]",
+                              "invalid_value")
+
+
 def _check_body(request: Request, body: dict[str, Any]) -> tuple[bool, bool]:
     name = check_model(body.get("model"))
     value = body.get("input")
@@ -67,6 +88,7 @@ def _check_body(request: Request, body: dict[str, Any]) -> tuple[bool, bool]:
         raise bad_request("`max_output_tokens` must be a positive integer.", "max_output_tokens", "invalid_type")
     if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
         raise bad_request("`metadata` must be an object.", "metadata", "invalid_type")
+    _check_include(body.get("include"))
     check_params(body, _OWN_FIELDS)
     resolve(state(request).config, name)  # unknown model → 404 now, not a failed response later
     return stream, background
