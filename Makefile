@@ -32,8 +32,13 @@ system-deps:
 
 test: system-deps install test-rust test-python test-ruby
 
+# The Responses test also writes its event streams and snapshots to RESPONSES_DUMP, which the
+# openai SDK's own models then check strictly (tests/support/validate_responses.py).
+RESPONSES_DUMP := target/responses-sdk-check
 test-rust:
-	cargo test --workspace --exclude polystream-py
+	rm -rf $(RESPONSES_DUMP)
+	POLYSTREAM_RESPONSES_DUMP_DIR=$(CURDIR)/$(RESPONSES_DUMP) cargo test --workspace --exclude polystream-py
+	$(PY) tests/support/validate_responses.py $(RESPONSES_DUMP)
 
 test-python:
 	$(PY) -m pytest
