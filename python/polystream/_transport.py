@@ -36,13 +36,15 @@ import httptools
 __all__ = ["LeanTransport", "SyncLeanTransport"]
 
 # Reads are at most _READ bytes, and a reader takes about that much at a time. The decoder turns
-# each take into chunk objects at once, so this bounds what one stream holds decoded (~50
-# chunks): an async process may run hundreds of streams (100 streams stay under 60 MB). Each
-# read costs the event loop a fixed ~10 µs, hence not smaller: 8 KiB took 0.5 µs more per chunk
-# at 100 streams. A sync stream has a thread to itself, so it reads more per system call. An
-# async connection stops reading once _HIGH_WATER bytes are waiting for its reader: the rest
-# waits in the kernel's socket buffer, not in our memory.
-_READ = 1 << 14
+# each take into chunk objects at once (~100 chunks at 32 KiB), and a stream drops them, and the
+# read's bytes, before it waits for its next read (streaming.py): so only the streams being
+# decoded hold chunks, and an async process may run hundreds of streams (100 at once: 53-54 MB
+# peak RSS at 32 KiB, 58 MB at 64 KiB, 50 MB at 16 KiB). Each read costs the event loop a fixed
+# ~10 µs, hence not smaller: 32 KiB takes ~5 % fewer instructions per chunk than 16 KiB at 100
+# streams (benches/client_instructions.py --async). A sync stream has a thread to itself and
+# reads as much. An async connection stops reading once _HIGH_WATER bytes are waiting for its
+# reader: the rest waits in the kernel's socket buffer, not in our memory.
+_READ = 1 << 15
 _SYNC_READ = 1 << 15
 _HIGH_WATER = _READ
 # Plain sync sockets stay blocking and the kernel enforces their timeouts (see _SyncConnection).
@@ -390,6 +392,7 @@ async def _reads_of(body: _Body, request: httpx.Request | None) -> Any:
         if not data:
             return
         yield data
+        data = b""  # a stream waiting for its next read holds none of the last one
 
 
 class _SyncBody(httpx.SyncByteStream):

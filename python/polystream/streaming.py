@@ -160,12 +160,14 @@ class Stream:
                     # Chunks the read completed before the error still reach the caller.
                     yield st.emit(exc.items)
                     raise
+                read = b""
                 if chunks:
                     if costed:
                         chunks = st.emit(chunks)
                     else:
                         st.yielded += len(chunks)
                     yield chunks
+                    chunks = []  # as in AsyncStream: nothing held while waiting for the next read
                 if st.deadline is not None:
                     st.check_deadline()
             yield st.emit(st.decoder.finish())
@@ -259,12 +261,17 @@ class AsyncStream:
                     if done:
                         yield done
                     raise
+                read = b""
                 if chunks:
                     if costed:
                         chunks = st.emit(chunks)
                     else:
                         st.yielded += len(chunks)
                     yield chunks
+                    # Handed out: while this stream waits for its next read, it holds neither
+                    # the last read's bytes nor its chunks (with many streams at once, that is
+                    # most of a process's memory).
+                    chunks = []
                 if st.deadline is not None:
                     st.check_deadline()
             last = st.emit(st.decoder.finish())
