@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -317,3 +318,23 @@ def test_cli_serves_a_fixture(tmp_path: Path, client):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_ends_cleanly_on_a_signal_even_started_with_sigint_ignored(tmp_path: Path, sig: int) -> None:
+    """A shell starting `python -m polystream.testing.replay ... &` ignores SIGINT for it; Ctrl-C
+    (or `kill -INT`) must still end it, with status 0, as must `kill`."""
+    fixture = tmp_path / "body.sse"
+    fixture.write_bytes(BODY)
+    cmd = [sys.executable, "-m", "polystream.testing.replay", "--port", "0", "--provider", "anthropic",
+           "--fixture", str(fixture)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("http://")
+        proc.send_signal(sig)
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -53,10 +55,18 @@ async def _serve(args: argparse.Namespace) -> None:
             stall_after=args.stall_after, length_framed=args.length_framed,
         )
         base = server.serve_fixture(args.provider, reply)
+        # Ctrl-C and `kill` end it cleanly, from before the URL is printed (scripts take that as
+        # ready). SIGINT explicitly too: a shell starting a job with `&` ignores SIGINT for it,
+        # and Python then leaves it ignored.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals (Windows, a thread)
+                loop.add_signal_handler(sig, stop.set)
         print(server.url, flush=True)  # first line: the URL, for scripts that read it
         print(f"{args.provider}: api_base={base} (POST {base}{STREAM_PATHS[args.provider]}), "
               f"{len(reply.pieces)} pieces of {len(reply.body)} bytes", flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
