@@ -18,6 +18,7 @@ pub mod cohere;
 pub mod gemini;
 pub mod ollama;
 pub mod openai_chat;
+pub mod openai_responses;
 
 /// How a dialect's bytes are framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +53,19 @@ pub trait Dialect: Send + Sync {
 }
 
 /// Every dialect name [`by_name`] accepts (aliases aside).
-pub const NAMES: &[&str] = &["openai_chat", "anthropic", "gemini", "cohere", "ollama"];
+pub const NAMES: &[&str] = &[
+    "openai_chat",
+    "openai_responses",
+    "anthropic",
+    "gemini",
+    "cohere",
+    "ollama",
+];
 
 pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
     match name {
         "openai_chat" | "openai" => Ok(Box::new(openai_chat::OpenAiChat::default())),
+        "openai_responses" => Ok(Box::new(openai_responses::OpenAiResponses::default())),
         "anthropic" => Ok(Box::new(anthropic::Anthropic::default())),
         "gemini" => Ok(Box::new(gemini::Gemini::default())),
         "cohere" => Ok(Box::new(cohere::Cohere::default())),
