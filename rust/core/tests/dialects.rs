@@ -20,8 +20,9 @@ fn dialect_of(dir: &str) -> Option<&'static str> {
         "gemini" => "gemini",
         "cohere" => "cohere",
         "ollama" => "ollama",
+        "openai_responses" => "openai_responses",
         "openai" | "groq" | "mistral" | "openai_compatible" => "openai_chat",
-        _ => return None, // bedrock (binary eventstream), openai_responses: other decoders
+        _ => return None, // bedrock (binary eventstream): another decoder
     })
 }
 
@@ -154,6 +155,11 @@ const SHARED_ERRORS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("tool_use_failed"),
     ),
     ("openrouter_error_chunk.sse", None, Some("400")),
+    (
+        "openai_responses_error_insufficient_quota.reframed.sse",
+        Some("insufficient_quota"),
+        Some("insufficient_quota"),
+    ),
 ];
 
 /// Decode every shared recording of the covered providers; returns (file name, outcome).
@@ -409,6 +415,57 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             json!({"choices": 2, "content": "c", "finish_reason": "length"}),
         ),
         (
+            "openai_responses_text.sse",
+            json!({"id": "resp_67e554a21aa88191b65876ac5e5bbe0406c52f0e511c76ed",
+            "model": "gpt-4o-2024-08-06", "created": 1743082658, "role": "assistant",
+            "content": "The capital of France is Paris.", "tool_calls": [],
+            "finish_reason": "stop", "native_finish_reason": "completed",
+            "usage": {"prompt_tokens": 278, "completion_tokens": 9, "total_tokens": 287,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0}},
+            "done": true, "error": null}),
+        ),
+        (
+            "openai_responses_basic_gpt55.sse",
+            json!({"model": "gpt-5.5-2026-04-23", "created": 1778037177, "content": "pong",
+            "finish_reason": "stop", "usage": {"prompt_tokens": 11, "completion_tokens": 5,
+            "total_tokens": 16, "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0}}}),
+        ),
+        (
+            "openai_responses_tool_use.sse",
+            json!({"content": null, "finish_reason": "tool_calls", "native_finish_reason": "completed",
+            "tool_calls": [{"id": "call_sVidsfFJ6zlzRpelrPkTPlpd", "name": "multiply",
+                            "arguments": "{\"a\":1231,\"b\":2331}"}],
+            "usage": {"prompt_tokens": 58, "completion_tokens": 23, "total_tokens": 81,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0}}}),
+        ),
+        // A reasoning item (encrypted, no summary) before the call: the call is still index 0.
+        (
+            "openai_responses_streaming_usage.sse",
+            json!({"content": null, "reasoning_content": null, "finish_reason": "tool_calls",
+            "tool_calls": [{"id": "call_CWXgs68YprAjp6t0371hiPOI", "name": "final_result",
+                            "arguments": "{\"result\":6666}"}],
+            "usage": {"prompt_tokens": 53, "completion_tokens": 469, "total_tokens": 522,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 448}}}),
+        ),
+        (
+            "openai_responses_reasoning_summary.sse",
+            json!({"model": "o3-mini-2025-01-31", "finish_reason": "stop",
+            "usage": {"prompt_tokens": 13, "completion_tokens": 1680, "total_tokens": 1693,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 1408}}}),
+        ),
+        (
+            "openai_responses_error_insufficient_quota.reframed.sse",
+            json!({"id": "resp_05500b38c2cd9bfc00691c7c9d222481a3b595421266dab424", "content": null,
+            "finish_reason": null, "done": true, "error": {"variant": "provider_error",
+            "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            "kind": "insufficient_quota", "code": "insufficient_quota"}}),
+        ),
+        (
             "openrouter_error_chunk.sse",
             json!({"reasoning_content": "We need to respond to a greeting. The user",
             "finish_reason": "length", "error": {"variant": "provider_error", "message": "Token limit reached",
@@ -522,6 +579,17 @@ fn shared_recordings_in_detail() {
         .as_deref()
         .unwrap()
         .starts_with("I will"));
+
+    // Responses reasoning summary: four parts, kept apart by a blank line, then the answer.
+    let m = msg("openai_responses_reasoning_summary.sse");
+    let r = m.reasoning_content.as_deref().unwrap();
+    assert!(r.starts_with("**Providing street crossing instructions**\n\nThe user is asking"));
+    assert!(r.contains("\n\n**Explaining street crossing safety**\n\n"));
+    assert!(r.contains("\n\n**Sharing street crossing safety tips**\n\n"));
+    assert!(r.contains("\n\n**Providing safe crossing advice**\n\n"));
+    let c = m.content.as_deref().unwrap();
+    assert!(c.starts_with("I'm not a road safety professional, but here are"));
+    assert!(c.ends_with("rules specific to your area. Stay safe!"));
 
     // Ollama thinking, then a call; text with a multi-byte arrow.
     let m = msg("ollama_chat_thinking_tool_call.ndjson");

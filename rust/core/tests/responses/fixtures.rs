@@ -25,6 +25,7 @@ fn chat_fixtures() -> Vec<(PathBuf, &'static str)> {
         ("gemini", "gemini"),
         ("cohere", "cohere"),
         ("ollama", "ollama"),
+        ("openai_responses", "openai_responses"),
     ];
     let mut files = Vec::new();
     for (dir, dialect) in DIRS {
