@@ -14,7 +14,7 @@ class PythonParityTest < Minitest::Test
     "openai" => "openai_chat", "groq" => "openai_chat", "mistral" => "openai_chat",
     "openai_compatible" => "openai_chat", "deepseek" => "openai_chat", "openrouter" => "openai_chat",
     "together" => "openai_chat", "anthropic" => "anthropic", "gemini" => "gemini",
-    "cohere" => "cohere", "ollama" => "ollama"
+    "cohere" => "cohere", "ollama" => "ollama", "openai_responses" => "openai_responses"
   }.freeze
 
   PYTHON = <<~PY
