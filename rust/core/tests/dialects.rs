@@ -460,7 +460,8 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
         ),
         (
             "openai_responses_error_insufficient_quota.reframed.sse",
-            json!({"id": "resp_05500b38c2cd9bfc00691c7c9d222481a3b595421266dab424", "content": null,
+            // No chunk before the error: nothing carried anything, so no role chunk either.
+            json!({"choices": 0, "content": null,
             "finish_reason": null, "done": true, "error": {"variant": "provider_error",
             "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
             "kind": "insufficient_quota", "code": "insufficient_quota"}}),

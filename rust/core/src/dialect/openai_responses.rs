@@ -5,8 +5,11 @@
 //! are ignored.
 //!
 //! - `response.created` → the stream's id, model and `created` (`response.id`, `response.model`,
-//!   `response.created_at` in seconds) and a role chunk. `response.in_progress` /
-//!   `response.queued` give the id, model and time only when `response.created` was missing.
+//!   `response.created_at` in seconds). `response.in_progress` / `response.queued` give them only
+//!   when `response.created` was missing. The role (`assistant`) rides on the first chunk that
+//!   carries something, not on a chunk of its own: OpenAI's failures (quota, rate limits, overload)
+//!   come as an `error` event right after `response.created`, and with nothing yielded before
+//!   it they stay errors before the first chunk, which the client raises from the call and retries.
 //! - `response.output_text.delta` → `content`; its `logprobs` (`[{token, logprob,
 //!   top_logprobs, bytes?}]`) → `logprobs.content` on the same chunk, `bytes` from the token's
 //!   UTF-8 when absent. `response.output_text.done` → its `text` (and `logprobs`) only when no
@@ -14,8 +17,8 @@
 //! - `response.refusal.delta` → `refusal`; `response.refusal.done` → its `refusal` under the same
 //!   no-delta rule.
 //! - `response.reasoning_summary_text.delta` and `response.reasoning_text.delta` →
-//!   `reasoning_content`. A summary part with `summary_index > 0` starting
-//!   (`response.reasoning_summary_part.added`) first sends `"\n\n"`, so the parts stay apart.
+//!   `reasoning_content`. The first delta of each later part (summary part or reasoning-text
+//!   part, of the same reasoning item or the next) starts with `"\n\n"`, so the parts stay apart.
 //! - `response.output_item.added` of a `function_call` item → a tool call (`call_id`, `name`,
 //!   the item's `arguments` so far), indexed from 0 in order of the calls' arrival and found again
 //!   by the item's `id` or its `output_index`. `response.function_call_arguments.delta` → that
@@ -80,6 +83,10 @@ pub struct OpenAiResponses {
     call_by_output: HashMap<u32, u32>,
     /// Content parts that streamed a delta: item id → its content indexes.
     streamed: HashMap<String, Vec<u32>>,
+    /// The reasoning part that sent the last reasoning text: (summary?, item id, part index).
+    reasoning_part: Option<(bool, String, u32)>,
+    /// A chunk has carried the role.
+    role_sent: bool,
     done: bool,
 }
 
@@ -156,6 +163,8 @@ struct WireDelta<'a> {
     #[serde(default)]
     content_index: u32,
     #[serde(default)]
+    summary_index: u32,
+    #[serde(default)]
     delta: String,
     #[serde(default)]
     logprobs: Option<Vec<WireLogprob>>,
@@ -188,12 +197,6 @@ struct WireLogprob {
     bytes: Option<Vec<u8>>,
     #[serde(default)]
     top_logprobs: Option<Vec<WireLogprob>>,
-}
-
-#[derive(Deserialize)]
-struct WireSummaryPart {
-    #[serde(default)]
-    summary_index: u32,
 }
 
 /// `response.output_item.added` / `.done`.
@@ -299,8 +302,20 @@ fn error_event(data: &[u8]) -> Error {
 }
 
 impl OpenAiResponses {
-    fn emit(&self, delta: Delta, out: &mut Vec<ChatChunk>) {
-        out.push(self.meta.delta(0, delta));
+    fn emit(&mut self, delta: Delta, out: &mut Vec<ChatChunk>) {
+        let chunk = self.meta.delta(0, delta);
+        self.push(chunk, out);
+    }
+
+    /// Every chunk goes out here: the first one takes the role.
+    fn push(&mut self, mut chunk: ChatChunk, out: &mut Vec<ChatChunk>) {
+        if !self.role_sent {
+            if let Some(choice) = chunk.choices.first_mut() {
+                choice.delta.role = Some("assistant".to_owned());
+                self.role_sent = true;
+            }
+        }
+        out.push(chunk);
     }
 
     fn take_meta(&mut self, r: &WireResponse) {
@@ -350,12 +365,13 @@ impl OpenAiResponses {
                 } else {
                     delta.content = non_empty(Some(d.delta));
                 }
-                out.push(self.meta.chunk(vec![ChunkChoice {
+                let chunk = self.meta.chunk(vec![ChunkChoice {
                     index: 0,
                     delta,
                     logprobs,
                     ..Default::default()
-                }]));
+                }]);
+                self.push(chunk, out);
             }
             "response.output_text.done" | "response.refusal.done" => {
                 let d: WireDone<'_> = parse_json(NAME, data)?;
@@ -370,37 +386,44 @@ impl OpenAiResponses {
                 }
                 let logprobs = convert_logprobs(d.logprobs);
                 if delta != Delta::default() || logprobs.is_some() {
-                    out.push(self.meta.chunk(vec![ChunkChoice {
+                    let chunk = self.meta.chunk(vec![ChunkChoice {
                         index: 0,
                         delta,
                         logprobs,
                         ..Default::default()
-                    }]));
+                    }]);
+                    self.push(chunk, out);
                 }
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 let d: WireDelta<'_> = parse_json(NAME, data)?;
-                if !d.delta.is_empty() {
-                    self.emit(
-                        Delta {
-                            reasoning_content: Some(d.delta),
-                            ..Default::default()
-                        },
-                        out,
-                    );
+                if d.delta.is_empty() {
+                    return Ok(());
                 }
-            }
-            "response.reasoning_summary_part.added" => {
-                let p: WireSummaryPart = parse_json(NAME, data)?;
-                if p.summary_index > 0 {
-                    self.emit(
-                        Delta {
-                            reasoning_content: Some("\n\n".to_owned()),
-                            ..Default::default()
-                        },
-                        out,
-                    );
+                let summary = kind == "response.reasoning_summary_text.delta";
+                let index = if summary {
+                    d.summary_index
+                } else {
+                    d.content_index
+                };
+                let item = d.item_id.as_deref().unwrap_or("");
+                let same = matches!(&self.reasoning_part,
+                    Some((s, i, n)) if *s == summary && i == item && *n == index);
+                let text = if same || self.reasoning_part.is_none() {
+                    d.delta
+                } else {
+                    format!("\n\n{}", d.delta) // a new part: keep the parts apart
+                };
+                if !same {
+                    self.reasoning_part = Some((summary, item.to_owned(), index));
                 }
+                self.emit(
+                    Delta {
+                        reasoning_content: Some(text),
+                        ..Default::default()
+                    },
+                    out,
+                );
             }
             "response.output_item.added" | "response.output_item.done" => {
                 let ev: WireItemEvent<'_> = parse_json(NAME, data)?;
@@ -436,15 +459,6 @@ impl OpenAiResponses {
                 let created = kind == "response.created";
                 if let Some(r) = ev.response.filter(|_| created || !self.has_meta) {
                     self.take_meta(&r);
-                }
-                if created {
-                    self.emit(
-                        Delta {
-                            role: Some("assistant".to_owned()),
-                            ..Default::default()
-                        },
-                        out,
-                    );
                 }
             }
             "response.completed" | "response.incomplete" => {
@@ -552,7 +566,7 @@ impl OpenAiResponses {
             .meta
             .chunk(vec![finish_choice(0, Delta::default(), reason, native)]);
         chunk.usage = r.usage.map(|u| Box::new(convert_usage(u)));
-        out.push(chunk);
+        self.push(chunk, out);
     }
 }
 
@@ -637,9 +651,10 @@ mod tests {
             named(&[CREATED, flat]),
             format!("data: {CREATED}\n\ndata: {flat}\n\n"),
         ] {
-            let (_, c, err, done) = run(&body);
+            let (chunks, _, err, done) = run(&body);
             assert!(done, "an error ends the stream");
-            assert_eq!(c.id, "resp_1");
+            // Nothing before the error (no role-only chunk): the client raises it from the call.
+            assert!(chunks.is_empty());
             match err {
                 Some(Error::Provider {
                     message,
@@ -740,7 +755,12 @@ mod tests {
         let (chunks, c, err, done) = run(&named(&[CREATED, TEXT, COMPLETED, TEXT, later_error]));
         assert_eq!(err, None);
         assert!(done);
-        assert_eq!(chunks.len(), 3, "role, text, finish");
+        assert_eq!(chunks.len(), 2, "text (with the role), finish");
+        assert_eq!(
+            chunks[0].choices[0].delta.role.as_deref(),
+            Some("assistant")
+        );
+        assert_eq!(chunks[1].choices[0].delta.role, None);
         assert_eq!(c.choices[0].message.content.as_deref(), Some("hi"));
         let u = c.usage.unwrap();
         assert_eq!(
@@ -751,7 +771,7 @@ mod tests {
         let incomplete = r#"{"type":"response.incomplete","response":{"status":"incomplete","incomplete_details":null}}"#;
         let (chunks, c, err, _) = run(&named(&[CREATED, incomplete, TEXT]));
         assert_eq!(err, None);
-        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks.len(), 1, "the finish alone, with the role");
         let ch = &c.choices[0];
         assert_eq!(ch.finish_reason.as_deref(), Some("length"));
         assert_eq!(ch.native_finish_reason.as_deref(), Some("incomplete"));
@@ -824,7 +844,7 @@ mod tests {
         let delta = r#"{"type":"response.output_text.delta","item_id":"m","content_index":0,"delta":"é","logprobs":[{"token":"é","logprob":-0.5,"bytes":[195,169],"top_logprobs":null}]}"#;
         let (chunks, _, err, _) = run(&named(&[CREATED, delta, COMPLETED]));
         assert_eq!(err, None);
-        let lp = chunks[1].choices[0].logprobs.as_ref().unwrap();
+        let lp = chunks[0].choices[0].logprobs.as_ref().unwrap();
         assert_eq!(
             lp.content.as_ref().unwrap()[0],
             serde_json::json!({"token": "é", "logprob": -0.5, "bytes": [195, 169], "top_logprobs": []})
@@ -838,6 +858,32 @@ mod tests {
         assert_eq!(err, None);
         assert_eq!(chunks[0].id, "resp_9");
         assert_eq!((c.model.as_str(), c.created), ("m9", 1_700_000_009));
+    }
+
+    #[test]
+    fn reasoning_parts_stay_apart_across_items() {
+        let part = |item: &str, kind: &str, index: &str, n: u32, text: &str| {
+            format!(
+                r#"{{"type":"response.{kind}.delta","item_id":"{item}","output_index":0,"{index}":{n},"delta":"{text}"}}"#
+            )
+        };
+        let events = [
+            CREATED.to_owned(),
+            part("rs_1", "reasoning_summary_text", "summary_index", 0, "a"),
+            part("rs_1", "reasoning_summary_text", "summary_index", 0, "b"),
+            part("rs_1", "reasoning_summary_text", "summary_index", 1, "c"),
+            part("rs_2", "reasoning_summary_text", "summary_index", 0, "d"), // the next item's part 0
+            part("rs_3", "reasoning_text", "content_index", 0, "e"),
+            part("rs_3", "reasoning_text", "content_index", 0, "f"),
+            COMPLETED.to_owned(),
+        ];
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let (_, c, err, _) = run(&named(&refs));
+        assert_eq!(err, None);
+        assert_eq!(
+            c.choices[0].message.reasoning_content.as_deref(),
+            Some("ab\n\nc\n\nd\n\nef")
+        );
     }
 
     #[test]
