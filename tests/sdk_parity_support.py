@@ -20,9 +20,9 @@ from .conftest import shared
 PROVIDERS_DIR = shared("providers")
 
 # Folders in scope. Out of scope: `bedrock/` (binary AWS eventstream; polystream has no Bedrock
-# provider and boto3 is not one of the SDKs this check names) and `openai_responses/` (the
-# Responses API is a different endpoint; polystream's providers speak Chat Completions).
-FOLDERS = ("openai", "groq", "mistral", "openai_compatible", "anthropic", "gemini", "cohere", "ollama")
+# provider and boto3 is not one of the SDKs this check names).
+FOLDERS = ("openai", "groq", "mistral", "openai_compatible", "anthropic", "gemini", "cohere", "ollama",
+           "openai_responses")
 
 MODELS = {
     "openai": "gpt-4o-2024-08-06",
@@ -35,6 +35,7 @@ MODELS = {
     "gemini": "gemini-2.5-flash",
     "cohere": "command-a-03-2025",
     "ollama": "qwen3:4b",
+    "openai_responses": "gpt-5",
 }
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -220,6 +221,66 @@ def openai_snapshot(base_url: str, model: str) -> Any:
         for chunk in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):
             state.handle_chunk(chunk)
     return state.current_completion_snapshot
+
+
+# ---------------------------------------------------------------------------------------------
+# openai_responses
+
+RESPONSES_FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def run_openai_responses(base_url: str, model: str) -> Outcome:
+    """openai-python's Responses API: `responses.stream()`, the SDK's own accumulator
+    (`ResponseStreamState`). The final Response is `get_final_response()` after
+    `response.completed`, or the `response.incomplete` event's (the SDK fills its output from
+    what it accumulated). An `error` event is raised by the SDK; `response.failed` is not, so it
+    counts as the error here. The chat view of the Response: the output_text parts are the text,
+    the reasoning items' summary and reasoning-text parts (two newlines apart) the reasoning, the
+    function_call items the tool calls; finish `tool_calls` when there is one, else `stop`, or
+    the incomplete reason mapped (raw: `completed` or that reason)."""
+    import openai
+
+    out = Outcome()
+    final: Any = None
+    raw_finish: str | None = None
+    client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+    try:
+        with client, client.responses.stream(model=model, input=MESSAGES) as stream:
+            for event in stream:
+                if event.type == "response.incomplete":
+                    final = event.response
+                    reason = _detail(final, "incomplete_details", "reason")
+                    raw_finish = reason or "incomplete"
+                elif event.type == "response.failed":
+                    out.error = RuntimeError(f"response.failed: {_detail(event.response, 'error', 'message')}")
+                elif event.type == "error":
+                    out.error = RuntimeError(f"error event: {getattr(event, 'message', None)}")
+                elif event.type == "response.completed":
+                    final, raw_finish = stream.get_final_response(), "completed"
+    except openai.APIError as exc:
+        out.error = exc
+    if final is None:
+        return out
+    c = out.choice(0)
+    reasoning: list[str] = []
+    for item in final.output or []:
+        if item.type == "message":
+            c.text += "".join(part.text for part in item.content if part.type == "output_text")
+        elif item.type == "reasoning":
+            reasoning += [s.text for s in item.summary or []] + [r.text for r in getattr(item, "content", None) or []]
+        elif item.type == "function_call":
+            c.tool_calls.append((item.name, parse_args(item.arguments)))
+    c.tool_call_ids = [item.call_id for item in final.output or [] if item.type == "function_call"]
+    c.reasoning = "\n\n".join(reasoning)
+    c.raw_finish = raw_finish
+    c.finish_reason = (RESPONSES_FINISH.get(raw_finish or "", "length") if raw_finish != "completed"
+                       else "tool_calls" if c.tool_calls else "stop")
+    u = final.usage
+    if u is not None:
+        out.usage = _usage(u.input_tokens, u.output_tokens, u.total_tokens,
+                           _detail(u, "input_tokens_details", "cached_tokens"),
+                           _detail(u, "output_tokens_details", "reasoning_tokens"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

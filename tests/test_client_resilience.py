@@ -182,6 +182,21 @@ def test_cost_is_in_the_final_usage_chunk(server) -> None:
     assert chunks[-1].usage.cost > 0
 
 
+@pytest.mark.parametrize("model,prices", [
+    ("openai/o3-pro-2025-06-10", (20.0, 80.0)),  # not o3's (2 / 8): the longest key wins
+    ("openai_responses/gpt-5-pro", (15.0, 120.0)),  # the Responses endpoint bills at OpenAI's prices
+    ("openai_responses/gpt-5-mini", (0.25, 2.0)),
+    ("openai/o1-mini", (1.1, 4.4)),
+])
+def test_price_of_the_pro_and_responses_models(model: str, prices: tuple[float, float]) -> None:
+    from polystream import pricing
+
+    p = pricing.price(model)
+    assert p is not None and (p["input"], p["output"]) == prices
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100}
+    assert pricing.cost(usage, model) == pytest.approx((1000 * prices[0] + 100 * prices[1]) / 1e6)
+
+
 def test_fake_streaming_from_a_non_streaming_answer(server) -> None:
     answer = {"id": "x", "object": "chat.completion", "created": 1, "model": "o1",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole answer"}, "finish_reason": "stop"}],

@@ -466,6 +466,113 @@ class TestCohere:
         assert "logprobs" not in body and "top_logprobs" not in body
 
 
+# ------------------------------------------------------------------------------ openai_responses
+
+
+class TestOpenAIResponses:
+    def test_url_headers_input_store(self) -> None:
+        r = build("openai_responses", api_key=SECRET)
+        assert r.url == "https://api.openai.com/v1/responses"
+        assert r.headers["authorization"] == f"Bearer {SECRET}"
+        assert r.headers["accept"] == "text/event-stream"
+        assert r.json == {
+            "model": "m-1",
+            "input": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            "stream": True,
+            "store": False,  # as chat completions: nothing stored unless asked
+        }
+        assert build("openai_responses", store=True).json["store"] is True
+
+    @pytest.mark.parametrize("model", ["openai_responses/o3-pro", "openai/responses/o3-pro"])
+    def test_model_spellings(self, model: str) -> None:
+        assert split_model(model) == ("openai_responses", "o3-pro")
+        assert split_model("openai/gpt-4o") == ("openai", "gpt-4o")
+
+    def test_tool_calls_and_results_become_items(self) -> None:
+        items = build("openai_responses", TOOL_TURNS).json["input"]
+        assert items == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather and time in Paris?"},
+            {"role": "assistant", "content": "Checking."},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+            {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": ""},
+            {"type": "function_call_output", "call_id": "call_1", "output": '{"temp": 21}'},
+            {"type": "function_call_output", "call_id": "call_2", "output": "14:05"},
+            {"role": "user", "content": "Thanks!"},
+        ]
+
+    def test_assistant_with_only_tool_calls_has_no_empty_message(self) -> None:
+        turns = [{"role": "user", "content": "x"},
+                 {"role": "assistant", "content": None, "tool_calls": TOOL_TURNS[2]["tool_calls"][:1]}]
+        items = build("openai_responses", turns).json["input"]
+        assert [i.get("type", i.get("role")) for i in items] == ["user", "function_call"]
+
+    def test_images_and_files(self) -> None:
+        turn = [{"role": "user", "content": [*IMAGE_TURN[0]["content"],
+                                             {"type": "file", "file": {"file_data": "data:application/pdf;base64,AA==",
+                                                                       "filename": "a.pdf"}}]}]
+        content = build("openai_responses", turn).json["input"][0]["content"]
+        assert content == [
+            {"type": "input_text", "text": "What is"},
+            {"type": "input_text", "text": "in these?"},
+            {"type": "input_image", "image_url": DATA_URL, "detail": "auto"},
+            {"type": "input_image", "image_url": HTTP_IMAGE, "detail": "low"},
+            {"type": "input_file", "file_data": "data:application/pdf;base64,AA==", "filename": "a.pdf"},
+        ]
+
+    @pytest.mark.parametrize("choice,want", [
+        ("auto", "auto"), ("none", "none"), ("required", "required"),
+        ({"type": "function", "function": {"name": "get_time"}}, {"type": "function", "name": "get_time"}),
+    ])
+    def test_tools_and_choice(self, choice: Any, want: Any) -> None:
+        body = build("openai_responses", tools=[WEATHER, CLOCK, {"type": "web_search"}], tool_choice=choice).json
+        assert body["tool_choice"] == want
+        assert body["tools"] == [
+            {"type": "function", "name": "get_weather", "description": "Weather for a city",
+             "parameters": WEATHER["function"]["parameters"]},
+            {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}},
+            {"type": "web_search"},  # a built-in tool of the Responses API, as given
+        ]
+
+    def test_params(self) -> None:
+        body = build("openai_responses", temperature=0.1, top_p=0.5, max_tokens=10, stop="x", seed=1, n=2,
+                     parallel_tool_calls=False, user="u1", stream_options={"include_usage": True}).json
+        assert {k: body[k] for k in ("temperature", "top_p", "max_output_tokens", "parallel_tool_calls", "user")} == {
+            "temperature": 0.1, "top_p": 0.5, "max_output_tokens": 10, "parallel_tool_calls": False, "user": "u1"}
+        for dropped in ("stop", "seed", "n", "stream_options", "max_tokens"):
+            assert dropped not in body
+        assert build("openai_responses", max_completion_tokens=7).json["max_output_tokens"] == 7
+
+    def test_reasoning(self) -> None:
+        assert build("openai_responses", reasoning_effort="high").json["reasoning"] == {"effort": "high"}
+        body = build("openai_responses", reasoning={"effort": "low", "summary": "auto"}, reasoning_effort="high").json
+        assert body["reasoning"] == {"effort": "low", "summary": "auto"}  # the explicit object wins
+
+    def test_response_format(self) -> None:
+        assert build("openai_responses", response_format={"type": "json_object"}).json["text"] == {
+            "format": {"type": "json_object"}}
+        schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+        rf = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema, "strict": True}}
+        assert build("openai_responses", response_format=rf).json["text"] == {
+            "format": {"type": "json_schema", "name": "s", "schema": schema, "strict": True}}
+        assert "text" not in build("openai_responses", response_format={"type": "text"}).json
+
+    def test_logprobs(self) -> None:
+        body = build("openai_responses", logprobs=True, top_logprobs=3).json
+        assert body["include"] == ["message.output_text.logprobs"] and body["top_logprobs"] == 3
+        body = build("openai_responses", top_logprobs=3).json  # alternatives only come with logprobs
+        assert "include" not in body and "top_logprobs" not in body
+        body = build("openai_responses", logprobs=True, include=["reasoning.encrypted_content"]).json
+        assert body["include"] == ["reasoning.encrypted_content", "message.output_text.logprobs"]
+
+    def test_unknown_role_is_a_bad_request(self) -> None:
+        with pytest.raises(errors.BadRequestError):
+            build("openai_responses", [{"role": "function", "name": "f", "content": "x"}])
+
+    def test_api_base(self) -> None:
+        assert build("openai_responses", api_base="http://h:1/v1/").url == "http://h:1/v1/responses"
+
+
 # ------------------------------------------------------------------------------------ ollama
 
 
@@ -584,6 +691,7 @@ KEY_ENVS = [
     ("gemini", "GOOGLE_API_KEY"),
     ("cohere", "COHERE_API_KEY"),
     ("cohere", "CO_API_KEY"),
+    ("openai_responses", "OPENAI_API_KEY"),
     ("groq", "GROQ_API_KEY"),
     ("mistral", "MISTRAL_API_KEY"),
     ("deepseek", "DEEPSEEK_API_KEY"),

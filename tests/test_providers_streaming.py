@@ -38,6 +38,7 @@ MODELS = {
     "openrouter": "anthropic/claude-sonnet-4.5",
     "together": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
     "openai_compatible": "Qwen/Qwen3-8B",
+    "openai_responses": "gpt-5",
 }
 PROVIDERS = sorted(MODELS)
 # Fixtures kept in openai/ that another OpenAI-compatible provider sends.
@@ -69,6 +70,10 @@ COVERAGE = {
     "together": ["together_text_multibyte", "together_tool_single", "together_parallel_tools", "together_length"],
     "openai_compatible": ["vllm_text_multibyte", "vllm_tool_single", "vllm_parallel_tools", "vllm_reasoning",
                           "vllm_length", "vllm_error_after_content"],
+    "openai_responses": ["openai_responses_text_multibyte", "openai_responses_tool_single",
+                         "openai_responses_parallel_tools", "openai_responses_reasoning_summary",
+                         "openai_responses_length", "openai_responses_content_filter", "openai_responses_refusal",
+                         "openai_responses_error_after_content", "openai_responses_logprobs"],
 }
 # The plain-text fixture of each provider (multi-byte UTF-8, usage, a normal stop).
 TEXT = {p: names[0] for p, names in COVERAGE.items()}
@@ -306,8 +311,10 @@ def check_completion(out: Outcome, want: dict[str, Any]) -> None:
     for key in ("finish_reason", "native_finish_reason"):
         if key in want:
             assert choice.get(key) == want[key], key
-    if "logprobs" in want:
+    if want.get("logprobs") is not None:
         check_logprobs(out, want["logprobs"])
+    elif "logprobs" in want:  # stated as null: none
+        assert choice.get("logprobs") is None
     if want.get("usage") is not None:
         assert final.usage.to_dict() == want["usage"]
         with_usage = [c for c in out.chunks if c.usage is not None]
@@ -356,6 +363,8 @@ def check_error(out: Outcome, want: dict[str, Any], error: dict[str, Any]) -> No
         ("groq_error_after_content", polystream.BadRequestError),  # tool_use_failed
         ("vllm_error_after_content", polystream.ContextWindowExceededError),
         ("openrouter_error_after_content", polystream.ServiceUnavailableError),  # code 502
+        ("openai_responses_error_after_content", polystream.InternalServerError),  # server_error event
+        ("openai_responses_truncated", polystream.APIConnectionError),  # no terminal event
         ("anthropic_truncated", polystream.APIConnectionError),  # no message_stop: truncated
     ],
 )
@@ -375,7 +384,7 @@ _OAI_LIKE = {
     "rate": {"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}},
     "unavailable": {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "code": None}},
 }
-ERROR_BODIES: dict[str, dict[str, Any]] = {p: _OAI_LIKE for p in ("openai", "groq", "deepseek")}
+ERROR_BODIES: dict[str, dict[str, Any]] = {p: _OAI_LIKE for p in ("openai", "groq", "deepseek", "openai_responses")}
 ERROR_BODIES["anthropic"] = {
     "auth": {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
     "context": {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}},
@@ -542,6 +551,13 @@ def test_request_received_is_the_providers_format(server: ReplayServer, provider
         assert req.path == "/api/chat" and h["authorization"] == "Bearer key-123"
         assert body["messages"] == MESSAGES and body["stream"] is True and body["model"] == model
         assert body["tools"] == [WEATHER] and body["options"] == {"temperature": 0.2, "num_predict": 64}
+    elif provider == "openai_responses":
+        assert req.path == "/v1/responses" and h["authorization"] == "Bearer key-123"
+        assert body["input"] == MESSAGES and body["stream"] is True and body["model"] == model
+        fn = WEATHER["function"]
+        assert body["tools"] == [{"type": "function", "name": fn["name"], "parameters": fn["parameters"]}]
+        assert (body["tool_choice"], body["temperature"], body["max_output_tokens"]) == ("auto", 0.2, 64)
+        assert body["store"] is False and "stream_options" not in body
     else:  # OpenAI Chat Completions and the compatible servers
         assert req.path.endswith("/chat/completions") and h["authorization"] == "Bearer key-123"
         assert body["messages"] == MESSAGES and body["stream"] is True and body["model"] == model
@@ -552,7 +568,8 @@ def test_request_received_is_the_providers_format(server: ReplayServer, provider
             assert body["stream_options"] == {"include_usage": True}
 
 
-@pytest.mark.parametrize("provider,stem", [("gemini", "gemini_logprobs"), ("ollama", "ollama_logprobs")])
+@pytest.mark.parametrize("provider,stem", [("gemini", "gemini_logprobs"), ("ollama", "ollama_logprobs"),
+                                           ("openai_responses", "openai_responses_logprobs")])
 def test_logprobs_are_asked_for_and_reach_every_chunk(server: ReplayServer, provider: str, stem: str) -> None:
     case = BY_NAME[stem]
     base = serve(server, provider, case.reply(split="random", seed=7))
@@ -562,6 +579,8 @@ def test_logprobs_are_asked_for_and_reach_every_chunk(server: ReplayServer, prov
     body = req.json()
     if provider == "gemini":
         assert body["generationConfig"] == {"responseLogprobs": True, "logprobs": 2}
+    elif provider == "openai_responses":
+        assert (body["include"], body["top_logprobs"]) == (["message.output_text.logprobs"], 2)
     else:
         assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
     check_logprobs(out, case.want["logprobs"])

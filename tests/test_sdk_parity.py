@@ -11,9 +11,9 @@
    tool calls (names and parsed arguments), mapped and raw finish reasons, usage, and error.
 3. The OpenAI `.expected.json` sidecars (openai-python's own test snapshots) match exactly.
 
-Scope: the folders in sdk_parity_support.FOLDERS. `bedrock/` (AWS binary eventstream: no
-polystream provider, and boto3 is not one of the SDKs checked here) and `openai_responses/` (the
-Responses API, a different endpoint from the Chat Completions polystream speaks) are out of scope.
+Scope: the folders in sdk_parity_support.FOLDERS (`openai_responses/` through polystream's
+`openai_responses` provider and the openai SDK's `responses.stream()`). `bedrock/` (AWS binary
+eventstream: no polystream provider, and boto3 is not one of the SDKs checked here) is out of scope.
 Everything skips when the shared fixtures are absent.
 """
 
@@ -68,6 +68,10 @@ ERRORS = {
     # An error-only body (HTTP 200, `event: error` overloaded_error, nothing before it): an error
     # before the first chunk is raised by the call itself, as the plain retryable class.
     "anthropic/anthropic_error_overloaded.sse": Expect(errors.ServiceUnavailableError, "Overloaded", False),
+    # response.created and .in_progress, then `event: error` insufficient_quota (nested `error`
+    # object) and response.failed: no output, so the call raises, as OpenAI's 429 would.
+    "openai_responses/openai_responses_error_insufficient_quota.reframed.sse": Expect(
+        errors.RateLimitError, "You exceeded your current quota", False),
 }
 
 # Single cases where an SDK cannot read a recording because of a bug in the SDK:
@@ -251,6 +255,7 @@ SDK_PACKAGES = {
     "gemini": ("google-genai", "google.genai"),
     "cohere": ("cohere", "cohere"),
     "ollama": ("ollama", "ollama"),
+    "openai_responses": ("openai", "openai"),
 }
 
 
@@ -272,6 +277,8 @@ def _run_sdk(server: ReplayServer, rec: S.Recording) -> S.Outcome:
     model = S.MODELS[rec.provider]
     if rec.provider in ("openai", "deepseek", "openrouter", "openai_compatible"):
         return S.run_openai(_serve(server, rec), model)  # the SDK's base_url is the provider's api_base
+    if rec.provider == "openai_responses":
+        return S.run_openai_responses(_serve(server, rec), model)
     if rec.name == "gemini_stream_json_array.json":
         # google-genai only ever requests `alt=sse` and cannot read the array framing (it raises
         # UnknownApiResponseError, rightly: it never asks for it), so the SDK gets the very same
@@ -335,7 +342,8 @@ def test_sdk_parity(server: ReplayServer, rec: S.Recording) -> None:
 def test_sdk_parity_covers_every_provider() -> None:
     providers = {r.provider for r in RECORDINGS}
     assert providers <= {"openai", "deepseek", "openrouter", "openai_compatible", "groq", "mistral",
-                         "anthropic", "gemini", "cohere", "ollama"}
+                         "anthropic", "gemini", "cohere", "ollama", "openai_responses"}
+    assert providers <= set(SDK_PACKAGES)
 
 
 @pytest.mark.xfail(

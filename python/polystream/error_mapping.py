@@ -55,6 +55,7 @@ _BY_KIND: dict[str, type[e.APIError]] = {
     "rate_limit_exceeded": e.RateLimitError,
     "resource_exhausted": e.RateLimitError,
     "too_many_requests": e.RateLimitError,
+    "insufficient_quota": e.RateLimitError,  # OpenAI answers it with a 429
     "invalid_request_error": e.BadRequestError,
     "invalid_argument": e.BadRequestError,
     "tool_use_failed": e.BadRequestError,

@@ -19,10 +19,14 @@ def _table() -> dict[str, dict[str, dict[str, float]]]:
     return data  # type: ignore[no-any-return]
 
 
+# Providers that bill at another's prices (the same models behind another endpoint).
+_SAME_PRICES = {"openai_responses": "openai"}
+
+
 def price(model: str) -> dict[str, float] | None:
     """Prices for `"provider/model"`: the longest table key that prefixes the model name."""
     provider, _, name = model.partition("/")
-    table = _table().get(provider)
+    table = _table().get(_SAME_PRICES.get(provider, provider))
     if not table:
         return None
     best = max((k for k in table if name.startswith(k)), key=len, default=None)

@@ -12,7 +12,8 @@ from .base import ChatRequest, HTTPRequest, Provider
 __all__ = ["ChatRequest", "HTTPRequest", "Provider", "provider_class", "split_model", "NATIVE"]
 
 #: Providers with a wire format of their own: module name under polystream.providers.
-NATIVE = {"anthropic": "anthropic", "gemini": "gemini", "cohere": "cohere", "ollama": "ollama"}
+NATIVE = {"anthropic": "anthropic", "gemini": "gemini", "cohere": "cohere", "ollama": "ollama",
+          "openai_responses": "openai_responses"}
 
 
 @cache
@@ -35,8 +36,12 @@ def known(name: str) -> bool:
 
 def split_model(model: str) -> tuple[str, str]:
     """`"anthropic/claude-x"` → ("anthropic", "claude-x"). A model without a known provider prefix
-    is OpenAI's (at `api_base` when one is given: any OpenAI-compatible server)."""
+    is OpenAI's (at `api_base` when one is given: any OpenAI-compatible server).
+    `"openai/responses/o3-pro"` (LiteLLM's spelling) is OpenAI's Responses API, as
+    `"openai_responses/o3-pro"`."""
     prefix, sep, rest = model.partition("/")
     if sep and known(prefix):
+        if prefix == "openai" and rest.startswith("responses/"):
+            return "openai_responses", rest[len("responses/"):]
         return prefix, rest
     return "openai", model
