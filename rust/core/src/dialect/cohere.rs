@@ -18,11 +18,9 @@
 //!
 //! The stream is whole after `message-end`; `[DONE]` is not required.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
-use super::{ended, non_empty, sse_payload, tool_delta};
+use super::{ended, event_kind, non_empty, sse_payload, tool_delta};
 use super::{
     finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame,
     Framing, Meta,
@@ -49,12 +47,6 @@ pub struct Cohere {
     /// (Cohere tool-call index, OpenAI index, arguments streamed), newest last.
     tools: Vec<(u32, u32, bool)>,
     done: bool,
-}
-
-#[derive(Deserialize)]
-struct WireType<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -318,13 +310,7 @@ impl Dialect for Cohere {
         let Some(data) = sse_payload(&frame, &mut self.done)? else {
             return Ok(());
         };
-        if !frame.event.is_empty() {
-            let kind = std::str::from_utf8(frame.event).unwrap_or("");
-            return self.on_event(kind, data, out);
-        }
-        // Unnamed event: the JSON `type` says what it is.
-        let t: WireType<'_> = parse_json(NAME, data)?;
-        let kind = t.kind.unwrap_or_default();
+        let kind = event_kind(NAME, frame.event, data)?;
         self.on_event(&kind, data, out)
     }
 

@@ -4,6 +4,8 @@
 //! Every dialect maps its provider's finish reason with one function (`map_finish_reason`) onto
 //! OpenAI's values and keeps the raw value in `native_finish_reason`.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -188,6 +190,25 @@ pub(crate) fn sse_payload<'a>(frame: &Frame<'a>, done: &mut bool) -> Result<Opti
         return Ok(None);
     }
     Ok(Some(data))
+}
+
+/// What a named-event dialect's frame is: the SSE event name, or for an unnamed event the JSON
+/// `type` of its payload (Cohere and the Responses API send both forms).
+pub(crate) fn event_kind<'a>(
+    dialect: &'static str,
+    event: &'a [u8],
+    data: &'a [u8],
+) -> Result<Cow<'a, str>> {
+    if !event.is_empty() {
+        return Ok(Cow::Borrowed(std::str::from_utf8(event).unwrap_or("")));
+    }
+    #[derive(serde::Deserialize)]
+    struct WireType<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
+    }
+    let t: WireType<'a> = parse_json(dialect, data)?;
+    Ok(t.kind.unwrap_or_default())
 }
 
 /// `finish` for every dialect: fine when the stream proved itself complete, else truncated.

@@ -49,7 +49,9 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{content_logprobs, ended, logprob_entry, non_empty, sse_payload, top_logprob};
+use super::{
+    content_logprobs, ended, event_kind, logprob_entry, non_empty, sse_payload, top_logprob,
+};
 use super::{
     finish_choice, parse_json, provider_error_from_value, tool_delta, usage, with_cached,
     with_reasoning, Dialect, Frame, Framing, Meta,
@@ -88,12 +90,6 @@ pub struct OpenAiResponses {
     /// A chunk has carried the role.
     role_sent: bool,
     done: bool,
-}
-
-#[derive(Deserialize)]
-struct WireType<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
 }
 
 /// The lifecycle events (`response.created`, `.in_progress`, `.completed`, …): the response
@@ -589,13 +585,7 @@ impl Dialect for OpenAiResponses {
         let Some(data) = sse_payload(&unnamed, &mut self.done)? else {
             return Ok(());
         };
-        if !frame.event.is_empty() {
-            let kind = std::str::from_utf8(frame.event).unwrap_or("");
-            return self.on_event(kind, data, out);
-        }
-        // Unnamed event: the JSON `type` says what it is.
-        let t: WireType<'_> = parse_json(NAME, data)?;
-        let kind = t.kind.unwrap_or_default();
+        let kind = event_kind(NAME, frame.event, data)?;
         self.on_event(&kind, data, out)
     }
 
