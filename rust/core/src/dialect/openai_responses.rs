@@ -31,7 +31,8 @@
 //!   `response.incomplete_details.reason` (`max_output_tokens` → `length`, `content_filter` →
 //!   `content_filter`, others → `length`; native: that reason, or `incomplete` without one).
 //!   Both carry usage: `input_tokens` / `output_tokens` / `total_tokens`, with
-//!   `input_tokens_details.cached_tokens` and `output_tokens_details.reasoning_tokens`.
+//!   `input_tokens_details.cached_tokens` (and `cache_write_tokens` → `cache_creation_tokens`)
+//!   and `output_tokens_details.reasoning_tokens`.
 //! - `response.failed` → [`Error::Provider`] from `response.error` (`{code, message}`, kind from
 //!   its `type` when present; "response failed" when it is null), body the whole event.
 //! - `error` → [`Error::Provider`], in either shape: the real one nests the error
@@ -143,6 +144,9 @@ struct WireUsage {
 struct WireInputDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+    /// Tokens written to the prompt cache (newer responses): chat's `cache_creation_tokens`.
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -233,12 +237,11 @@ struct WireArguments<'a> {
 
 fn convert_usage(u: WireUsage) -> Usage {
     let base = usage(u.input_tokens, u.output_tokens, u.total_tokens);
+    let (cached, written) = u
+        .input_tokens_details
+        .map_or((None, None), |d| (d.cached_tokens, d.cache_write_tokens));
     with_reasoning(
-        with_cached(
-            base,
-            u.input_tokens_details.and_then(|d| d.cached_tokens),
-            None,
-        ),
+        with_cached(base, cached, written),
         u.output_tokens_details.and_then(|d| d.reasoning_tokens),
     )
 }
@@ -873,6 +876,18 @@ mod tests {
         assert_eq!(
             c.choices[0].message.reasoning_content.as_deref(),
             Some("ab\n\nc\n\nd\n\nef")
+        );
+    }
+
+    #[test]
+    fn cache_writes_are_kept() {
+        let completed = r#"{"type":"response.completed","response":{"id":"resp_1","status":"completed","usage":{"input_tokens":3000,"input_tokens_details":{"cached_tokens":1024,"cache_write_tokens":1500},"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3010}}}"#;
+        let (_, c, err, _) = run(&named(&[CREATED, TEXT, completed]));
+        assert_eq!(err, None);
+        let d = c.usage.unwrap().prompt_tokens_details.unwrap();
+        assert_eq!(
+            (d.cached_tokens, d.cache_creation_tokens),
+            (Some(1024), Some(1500))
         );
     }
 
