@@ -208,6 +208,53 @@ def test_fake_streaming_from_a_non_streaming_answer(server) -> None:
     assert final.choices[0].message.content == "whole answer" and final.usage.total_tokens == 3
 
 
+# A non-streaming Responses answer (o1-pro cannot stream): reasoning summary, text, a call, usage.
+RESPONSE = {
+    "id": "resp_fake1", "object": "response", "created_at": 1767225600, "status": "completed", "model": "o1-pro",
+    "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Think."},
+                                                        {"type": "summary_text", "text": "Then answer."}]},
+        {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "Grüße, whole answer", "annotations": [], "logprobs": []}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": '{"city":"Zürich"}', "status": "completed"},
+    ],
+    "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 30,
+              "output_tokens_details": {"reasoning_tokens": 20}, "total_tokens": 42},
+}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_fake_streaming_from_a_non_streaming_responses_answer(server, asynchronous: bool) -> None:
+    server.add("/v1/responses", Reply.json(RESPONSE))
+    kw = dict(api_base=server.base_url("openai"), api_key="k", fake_stream=True, stream=True)
+    if asynchronous:
+        async def collect() -> list:
+            return [c async for c in await polystream.acompletion("openai_responses/o1-pro", MSGS, **kw)]
+        chunks = asyncio.run(collect())
+    else:
+        chunks = list(polystream.completion("openai_responses/o1-pro", MSGS, **kw))
+    assert server.requests[0].json()["stream"] is False
+    final = polystream.stream_chunk_builder(chunks)
+    msg = final.choices[0].message
+    assert (msg.content, msg.reasoning_content) == ("Grüße, whole answer", "Think.\n\nThen answer.")
+    assert [(t.id, t.function.name, t.function.arguments) for t in msg.tool_calls] == [
+        ("call_1", "get_weather", '{"city":"Zürich"}')]
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.total_tokens) == (12, 30, 42)
+
+
+def test_fake_streaming_of_an_incomplete_responses_answer(server) -> None:
+    cut = {**RESPONSE, "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
+           "output": RESPONSE["output"][1:2]}
+    server.add("/v1/responses", Reply.json(cut))
+    chunks = list(polystream.completion("openai_responses/o1-pro", MSGS, api_base=server.base_url("openai"),
+                                        api_key="k", fake_stream=True, stream=True))
+    final = polystream.stream_chunk_builder(chunks)
+    assert final.choices[0].message.content == "Grüße, whole answer"
+    assert (final.choices[0].finish_reason, final.choices[0].native_finish_reason) == ("length", "max_output_tokens")
+
+
 def test_secrets_never_in_errors(server) -> None:
     server.add(PATH, Reply.error(401))
     with pytest.raises(polystream.AuthenticationError) as info:

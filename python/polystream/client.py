@@ -20,7 +20,7 @@ import httpx
 from . import errors
 from ._core import ChunkDecoder
 from ._http import async_client, sync_client, timeouts, transport_error
-from .fake import chunks_from_completion_body, mock_body
+from .fake import mock_body
 from .providers import ChatRequest, provider_class, split_model
 from .providers.base import Provider
 from .streaming import AsyncStream, Stream, _StreamState
@@ -126,7 +126,7 @@ def _mocked(call: _Call, *, asynchronous: bool = False) -> httpx.Response | None
 def _prepare(call: _Call, client: httpx.Client | httpx.AsyncClient) -> tuple[bool, httpx.Request]:
     """(fake streaming?, the HTTP request) for one attempt; the key is checked before any I/O."""
     call.provider.check_key(call.request.model)
-    fake = call.fake_stream and call.provider.openai_completion_body
+    fake = call.fake_stream and call.provider.can_fake_stream
     spec = call.provider.build_request(call.request, stream=not fake)
     req = client.build_request(
         spec.method, spec.url, headers=spec.headers, json=spec.json,
@@ -151,9 +151,9 @@ def _open(call: _Call, client: httpx.Client) -> Stream:
         if response.status_code >= 400:
             raise call.provider.map_error(call.request.model, response.status_code, response.headers, response.read())
         if fake:
-            body = chunks_from_completion_body(response.read())
+            body, dialect = call.provider.replay_as_stream(response.read())
             response.close()
-            return _start(_mock_or_fake_response(body, asynchronous=False), call, "openai_chat")
+            return _start(_mock_or_fake_response(body, asynchronous=False), call, dialect)
     except httpx.HTTPError as exc:
         response.close()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc
@@ -237,9 +237,9 @@ async def _aopen(call: _Call, client: httpx.AsyncClient) -> AsyncStream:
             body = await response.aread()
             raise call.provider.map_error(call.request.model, response.status_code, response.headers, body)
         if fake:
-            body = chunks_from_completion_body(await response.aread())
+            body, dialect = call.provider.replay_as_stream(await response.aread())
             await response.aclose()
-            return await _astart(_mock_or_fake_response(body, asynchronous=True), call, "openai_chat")
+            return await _astart(_mock_or_fake_response(body, asynchronous=True), call, dialect)
     except httpx.HTTPError as exc:
         await response.aclose()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc

@@ -1,6 +1,7 @@
 """Streams made without a streaming provider call: `mock_response=` (offline, for tests and demos)
-and fake streaming (one non-streaming call, replayed as chunks). Both produce an OpenAI SSE body
-that goes through the same decoder as a real stream, so callers see real chunk objects."""
+and fake streaming (one non-streaming call, replayed as chunks). Both produce the SSE body a
+streaming call would have (OpenAI chat, or the Responses API's events for `openai_responses`) and
+it goes through the same decoder as a real stream, so callers see real chunk objects."""
 
 from __future__ import annotations
 
@@ -68,3 +69,39 @@ def chunks_from_completion_body(body: bytes) -> bytes:
     if done.get("usage"):
         events.append({**base, "choices": [], "usage": done["usage"]})
     return _sse(events)
+
+
+def events_from_response_body(body: bytes) -> bytes:
+    """An OpenAI Responses `response` JSON body as the event stream that would have carried it:
+    `response.created`, one delta per text, refusal, summary and reasoning-text part, each function
+    call whole, then the terminal event (`response.completed` / `.incomplete` / `.failed`) with the
+    response itself, usage included."""
+    r = json.loads(body)
+    events: list[dict[str, Any]] = [{"type": "response.created",
+                                     "response": {**r, "status": "in_progress", "output": [], "usage": None}}]
+    for i, item in enumerate(r.get("output") or []):
+        at = {"item_id": item.get("id"), "output_index": i}
+        kind = item.get("type")
+        if kind == "message":
+            for j, part in enumerate(item.get("content") or []):
+                if part.get("type") == "output_text":
+                    events.append({"type": "response.output_text.delta", **at, "content_index": j,
+                                   "delta": part.get("text") or "", "logprobs": part.get("logprobs") or []})
+                elif part.get("type") == "refusal":
+                    events.append({"type": "response.refusal.delta", **at, "content_index": j,
+                                   "delta": part.get("refusal") or ""})
+        elif kind == "reasoning":
+            for j, part in enumerate(item.get("summary") or []):
+                events.append({"type": "response.reasoning_summary_text.delta", **at, "summary_index": j,
+                               "delta": part.get("text") or ""})
+            for j, part in enumerate(item.get("content") or []):
+                events.append({"type": "response.reasoning_text.delta", **at, "content_index": j,
+                               "delta": part.get("text") or ""})
+        elif kind == "function_call":
+            events.append({"type": "response.output_item.added", "output_index": i, "item": item})
+    end = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(r.get("status"), "response.completed")
+    events.append({"type": end, "response": r})
+    out = [f"event: {e['type']}\ndata: ".encode() + json.dumps({**e, "sequence_number": n}, ensure_ascii=False,
+                                                                separators=(",", ":")).encode() + b"\n\n"
+           for n, e in enumerate(events)]
+    return b"".join(out)

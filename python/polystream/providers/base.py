@@ -58,8 +58,8 @@ class Provider:
     env_api_key: ClassVar[tuple[str, ...]] = ()
     env_api_base: ClassVar[tuple[str, ...]] = ()
     requires_key: ClassVar[bool] = True
-    #: Can answer a non-streaming call with an OpenAI `chat.completion` body (for fake streaming).
-    openai_completion_body: ClassVar[bool] = False
+    #: Its non-streaming answer can be replayed as its stream (`fake_stream=True`; see `replay_as_stream`).
+    can_fake_stream: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -83,6 +83,11 @@ class Provider:
             )
 
     def build_request(self, req: ChatRequest, *, stream: bool) -> HTTPRequest:
+        raise NotImplementedError
+
+    def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
+        """Fake streaming: a non-streaming answer's body as (the streaming body that would have
+        carried it, the dialect that reads that body)."""
         raise NotImplementedError
 
     def map_error(self, model: str, status: int, headers: Mapping[str, str], body: bytes) -> errors.APIStatusError:

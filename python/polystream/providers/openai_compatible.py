@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..fake import chunks_from_completion_body
 from .base import ChatRequest, HTTPRequest, Provider
 
 
@@ -37,7 +38,7 @@ CONFIGS: dict[str, Compat] = {
 
 class OpenAICompatible(Provider):
     dialect: ClassVar[str] = "openai_chat"
-    openai_completion_body: ClassVar[bool] = True
+    can_fake_stream: ClassVar[bool] = True
     config: ClassVar[Compat]
 
     def build_request(self, req: ChatRequest, *, stream: bool) -> HTTPRequest:
@@ -55,6 +56,9 @@ class OpenAICompatible(Provider):
             body.pop("stream_options", None)
         headers = {"accept": "text/event-stream" if stream else "application/json"}
         return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers, bearer=True), body)
+
+    def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
+        return chunks_from_completion_body(body), "openai_chat"
 
 
 def make(name: str) -> type[OpenAICompatible]:

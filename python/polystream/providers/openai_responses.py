@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from ..fake import events_from_response_body
 from . import _convert as cv
 from .base import ChatRequest, HTTPRequest, Provider
 
@@ -118,6 +119,7 @@ def _text_format(params: dict[str, Any]) -> dict[str, Any] | None:
 class OpenAIResponses(Provider):
     name: ClassVar[str] = _NAME
     dialect: ClassVar[str] = _NAME
+    can_fake_stream: ClassVar[bool] = True  # for models that cannot stream
     default_api_base: ClassVar[str] = "https://api.openai.com/v1"
     env_api_key: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     env_api_base: ClassVar[tuple[str, ...]] = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
@@ -156,6 +158,9 @@ class OpenAIResponses(Provider):
         body = cv.extra_body(body, p)
         headers = {"accept": "text/event-stream" if stream else "application/json"}
         return HTTPRequest("POST", f"{self.api_base}/responses", self.headers(headers, bearer=True), body)
+
+    def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
+        return events_from_response_body(body), _NAME
 
 
 PROVIDER = OpenAIResponses
