@@ -322,6 +322,25 @@ def test_the_log_keeps_the_tokens_the_builder_keeps() -> None:
     assert [t["token"] for t in out[1]["content"][0]["logprobs"]] == ["\\xe2", "€ ok"]
 
 
+def test_pending_counts_logprob_tokens_toward_the_flush_size() -> None:
+    """Logprob tokens are most of what a logprobs run stores: the size that triggers a flush must
+    count them, or a run that asked for 20 alternatives would be flushed by time alone."""
+    def chunk(top: int) -> ChatCompletionChunk:
+        alts = [{"token": f"t{i}", "logprob": -1.0, "bytes": [116]} for i in range(top)]
+        lp = {"content": [{"token": "a", "logprob": -0.1, "bytes": [97], "top_logprobs": alts}]}
+        return ChatCompletionChunk.from_json(json.dumps({"choices": [{"index": 0, "delta": {"content": "a"},
+                                                                      "logprobs": lp}]}))
+
+    plain, few, many = Pending(), Pending(logprobs=True), Pending(logprobs=True)
+    for _ in range(10):
+        plain.add(chunk(20)), few.add(chunk(0)), many.add(chunk(20))
+    assert plain.nbytes == 10  # not asked for logprobs: the text alone
+    estimate = many.nbytes
+    stored = len(dumps(many.seal()))
+    assert few.nbytes > 10 and estimate > 10 * few.nbytes
+    assert stored / 2 <= estimate <= stored * 2  # within 2x of what the log stores
+
+
 @pytest.mark.parametrize("records", [
     ["Hello"], ["Hello", " world", "!"], ["[link](x)", " y"], ["a\nb\"c\\d", "東京 🚀"],
     ["has \x1e inside", "x"], ["", "x"], [], ["text", {"f": "stop"}], [{"i": {"id": "resp_x"}}, START],

@@ -74,6 +74,9 @@ def fail_record(code: str, message: str, now: int) -> dict[str, Any]:
     return {"e": "fail", "code": code, "msg": message, "now": now}
 
 
+_TOKEN_JSON = 56
+
+
 class Pending:
     """Chunks not yet sealed into records. `add` is the producer's per-chunk work: O(delta).
     `logprobs`: the provider was asked for token logprobs (else no chunk is looked at for them)."""
@@ -88,7 +91,7 @@ class Pending:
         self.tokens: list[Any] = []  # the logprobs of the open run of content deltas
         self.calls: dict[int, list[Any]] = {}
         self.extra: dict[str, Any] = {}
-        self.nbytes = 0  # text bytes (characters) waiting
+        self.nbytes = 0  # bytes waiting (text as characters, tokens estimated)
 
     def __bool__(self) -> bool:
         return bool(self.records or self.kind or self.extra)
@@ -132,6 +135,9 @@ class Pending:
             if self.kind != "c":  # tokens without text of their own (part of a character)
                 self._text("c", "")
             self.tokens += tokens
+            # What they will take in the log, roughly (a token or an alternative stores as ~56
+            # bytes of JSON), so a size-triggered flush sees them and not only the text.
+            self.nbytes += sum(_TOKEN_JSON * (1 + len(t.get("top_logprobs") or ())) for t in tokens)
 
     def _tool(self, tc: Any) -> None:
         if self.kind != "t":
