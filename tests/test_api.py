@@ -93,6 +93,28 @@ def test_reasoning_and_refusal_accumulate() -> None:
     assert (msg.reasoning_content, msg.refusal, msg.content) == ("think more", "no", None)
 
 
+def test_annotations_reach_the_chunk_and_the_message() -> None:
+    """OpenAI's url_citations (search models, web search) ride on the delta and stay on the
+    accumulated message, in order: nothing the provider sent is dropped."""
+    cite = {"type": "url_citation", "url_citation": {"url": "https://example.com/a", "title": "A", "start_index": 0,
+                                                     "end_index": 5}}
+    later = {"type": "url_citation", "url_citation": {"url": "https://example.com/b", "title": "B", "start_index": 6,
+                                                      "end_index": 11}}
+    body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in [
+        {"id": "s", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]},
+        {"id": "s", "choices": [{"index": 0, "delta": {"content": " world", "annotations": [cite]}}]},
+        {"id": "s", "choices": [{"index": 0, "delta": {"annotations": [later]}, "finish_reason": "stop"}]},
+    ]) + b"data: [DONE]\n\n"
+    decoder = ChunkDecoder("openai_chat", accumulate=True)
+    chunks = decoder.feed(body)
+    assert [c.choices[0].delta.annotations for c in chunks] == [None, [cite], [later]]
+    assert chunks[1].to_dict()["choices"][0]["delta"]["annotations"] == [cite]
+    for msg in (decoder.snapshot()["choices"][0]["message"], stream_chunk_builder(chunks).choices[0].message):
+        assert msg["annotations"] == [cite, later] and msg["content"] == "Hello world"
+    plain = stream_chunk_builder(ChunkDecoder("openai_chat").feed(TOOL_STREAM)).choices[0].message
+    assert "annotations" not in plain  # none sent, none shown
+
+
 def test_demo_runs(capsys) -> None:
     from polystream.cli import main
 

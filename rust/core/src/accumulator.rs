@@ -3,6 +3,8 @@
 //! O(size of the delta) per chunk: text is appended in place, choices and tool calls are found by
 //! index with a scan that starts at the most recent entry (the one a stream almost always continues).
 
+use serde_json::Value;
+
 use crate::chunk::{
     ChatChunk, ChatCompletion, Choice, ChunkChoice, Logprobs, Message, SharedStr, ThinkingBlock,
     ToolCall, Usage,
@@ -28,6 +30,7 @@ struct ChoiceState {
     reasoning: Option<String>,
     reasoning_signature: Option<String>,
     thinking_blocks: Option<Vec<ThinkingBlock>>,
+    annotations: Option<Vec<Value>>,
     refusal: Option<String>,
     tool_calls: Vec<ToolCall>,
     logprobs: Option<Logprobs>,
@@ -139,6 +142,7 @@ impl ChoiceState {
         // A signature is whole, never a fragment: keep the latest.
         set_if_some(&mut self.reasoning_signature, &d.reasoning_signature);
         append_list(&mut self.thinking_blocks, &d.thinking_blocks);
+        append_list(&mut self.annotations, &d.annotations);
         append(&mut self.refusal, &d.refusal);
         if let Some(calls) = &d.tool_calls {
             for tc in calls {
@@ -199,6 +203,7 @@ impl ChoiceState {
                 reasoning_content: self.reasoning.clone(),
                 reasoning_signature: self.reasoning_signature.clone(),
                 thinking_blocks: self.thinking_blocks.clone(),
+                annotations: self.annotations.clone(),
             },
             logprobs: self.logprobs.clone(),
             finish_reason: self.finish_reason.clone(),

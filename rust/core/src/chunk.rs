@@ -173,6 +173,11 @@ pub struct Delta {
     /// has already streamed in `reasoning_content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// Citations for the content (OpenAI's `url_citation`s from search models and web search),
+    /// as the provider sent them: `{"type": "url_citation", "url_citation": {url, title,
+    /// start_index, end_index}}`. Rare, so kept as JSON values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Vec<Value>>,
 }
 
 /// One reasoning block, in Anthropic's (and LiteLLM's) shape: `{"type": "thinking", "thinking",
@@ -208,6 +213,8 @@ struct WireDelta {
     reasoning_signature: Option<String>,
     #[serde(default)]
     thinking_blocks: Option<Vec<ThinkingBlock>>,
+    #[serde(default)]
+    annotations: Option<Vec<Value>>,
 }
 
 impl From<WireDelta> for Delta {
@@ -234,6 +241,7 @@ impl From<WireDelta> for Delta {
             reasoning: w.reasoning,
             reasoning_signature: w.reasoning_signature,
             thinking_blocks: w.thinking_blocks,
+            annotations: w.annotations,
         }
     }
 }
@@ -459,6 +467,9 @@ pub struct Message {
     /// with several thinking blocks, or a redacted one, needs to be continued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// Every citation of the content, in order (see [`Delta::annotations`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

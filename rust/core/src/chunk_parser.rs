@@ -660,7 +660,7 @@ impl<'a> Parser<'a> {
                 b"reasoning" => (16, Slot::Reasoning),
                 b"reasoning_signature" => (32, Slot::ReasoningSignature),
                 // Whole reasoning blocks: rare, and serde's to read.
-                b"thinking_blocks" => return None,
+                b"thinking_blocks" | b"annotations" => return None, // rare: serde takes them
                 b"tool_calls" => {
                     once(&mut seen, 64)?;
                     if !self.null() {

@@ -124,6 +124,8 @@ fn edge_cases() {
         (r#"{"id":"a","choices":[{"delta":{"content":"raw	tab"}}]}"#, false),
         (r#"{"id":"a\"b","model":"m\u0041"}"#, true),
         (r#"{"i\u0064":"escaped key"}"#, false),
+        // annotations (url citations): left to serde, and kept
+        (r#"{"id":"a","choices":[{"index":0,"delta":{"content":"x","annotations":[{"type":"url_citation","url_citation":{"url":"https://a","title":"A","start_index":0,"end_index":1}}]}}]}"#, false),
         // whitespace everywhere
         (" {\n \"id\" : \"x\" ,\r\n\t\"created\" :\t12 , \"choices\" : [ { \"index\" : 1 , \"delta\" : { } } ] } \n", true),
         // duplicates: serde rejects known ones, ignores unknown ones
@@ -416,4 +418,47 @@ fn random_mutations_never_disagree() {
         accepted > total / 10,
         "fast path accepted only {accepted} of {total} mutants"
     );
+}
+
+#[test]
+fn annotations_are_kept_and_accumulated() {
+    use polystream_core::Accumulator;
+    let cite = |url: &str| {
+        format!(
+            r#"{{"type":"url_citation","url_citation":{{"url":"{url}","title":"T","start_index":0,"end_index":2}}}}"#
+        )
+    };
+    let texts = [
+        r#"{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"}}]}"#
+            .to_owned(),
+        format!(
+            r#"{{"id":"a","choices":[{{"index":0,"delta":{{"content":" there","annotations":[{}]}}}}]}}"#,
+            cite("https://a")
+        ),
+        format!(
+            r#"{{"id":"a","choices":[{{"index":0,"delta":{{"content":"!","annotations":[{}]}},"finish_reason":"stop"}}]}}"#,
+            cite("https://b")
+        ),
+    ];
+    let mut acc = Accumulator::default();
+    let mut memo = ChunkMemo::default();
+    for t in &texts {
+        let chunk = parse_with(t, &mut memo)
+            .or_else(|| serde_parse(t))
+            .expect("parses");
+        assert_eq!(chunk, serde_parse(t).unwrap());
+        acc.add(&chunk);
+    }
+    let msg = &acc.snapshot().choices[0].message;
+    let urls: Vec<&str> = msg
+        .annotations
+        .as_ref()
+        .expect("annotations kept")
+        .iter()
+        .map(|a| a["url_citation"]["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["https://a", "https://b"]);
+    assert_eq!(msg.content.as_deref(), Some("hi there!"));
+    let json = serde_json::to_value(msg).unwrap();
+    assert_eq!(json["annotations"][1]["url_citation"]["url"], "https://b");
 }

@@ -249,6 +249,9 @@ const SPECS: [Spec; 4] = [
             (c"thinking_blocks", |v, py| {
                 opt_record(py, v.delta().thinking_blocks.as_ref())
             }),
+            (c"annotations", |v, py| {
+                opt_record(py, v.delta().annotations.as_ref())
+            }),
         ],
     },
     Spec {
