@@ -215,7 +215,8 @@ RESPONSE = {
         {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Think."},
                                                         {"type": "summary_text", "text": "Then answer."}]},
         {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-         "content": [{"type": "output_text", "text": "Grüße, whole answer", "annotations": [], "logprobs": []}]},
+         "content": [{"type": "output_text", "text": "Grüße, whole answer", "logprobs": [], "annotations": [
+             {"type": "url_citation", "url": "https://example.com", "title": "Ex", "start_index": 0, "end_index": 5}]}]},
         {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
          "arguments": '{"city":"Zürich"}', "status": "completed"},
     ],
@@ -242,6 +243,8 @@ def test_fake_streaming_from_a_non_streaming_responses_answer(server, asynchrono
         ("call_1", "get_weather", '{"city":"Zürich"}')]
     assert final.choices[0].finish_reason == "tool_calls"
     assert (final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.total_tokens) == (12, 30, 42)
+    assert msg["annotations"] == [{"type": "url_citation", "url_citation": {
+        "url": "https://example.com", "title": "Ex", "start_index": 0, "end_index": 5}}]
 
 
 def test_fake_streaming_of_an_incomplete_responses_answer(server) -> None:

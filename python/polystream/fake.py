@@ -73,8 +73,8 @@ def chunks_from_completion_body(body: bytes) -> bytes:
 
 def events_from_response_body(body: bytes) -> bytes:
     """An OpenAI Responses `response` JSON body as the event stream that would have carried it:
-    `response.created`, one delta per text, refusal, summary and reasoning-text part, each function
-    call whole, then the terminal event (`response.completed` / `.incomplete` / `.failed`) with the
+    `response.created`, one delta per text, refusal, summary and reasoning-text part (and the text's
+    annotations), each function call whole, then the terminal event (`response.completed` / `.incomplete` / `.failed`) with the
     response itself, usage included."""
     r = json.loads(body)
     events: list[dict[str, Any]] = [{"type": "response.created",
@@ -87,6 +87,9 @@ def events_from_response_body(body: bytes) -> bytes:
                 if part.get("type") == "output_text":
                     events.append({"type": "response.output_text.delta", **at, "content_index": j,
                                    "delta": part.get("text") or "", "logprobs": part.get("logprobs") or []})
+                    events += [{"type": "response.output_text.annotation.added", **at, "content_index": j,
+                                "annotation_index": k, "annotation": a}
+                               for k, a in enumerate(part.get("annotations") or [])]
                 elif part.get("type") == "refusal":
                     events.append({"type": "response.refusal.delta", **at, "content_index": j,
                                    "delta": part.get("refusal") or ""})

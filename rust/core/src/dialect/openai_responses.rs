@@ -14,6 +14,8 @@
 //!   top_logprobs, bytes?}]`) → `logprobs.content` on the same chunk, `bytes` from the token's
 //!   UTF-8 when absent. `response.output_text.done` → its `text` (and `logprobs`) only when no
 //!   delta came for that (`item_id`, `content_index`): some servers send the done event alone.
+//! - `response.output_text.annotation.added` → `annotations` with the annotation in chat's shape
+//!   (a `url_citation`'s `url`, `title`, `start_index`, `end_index` under `url_citation`).
 //! - `response.refusal.delta` → `refusal`; `response.refusal.done` → its `refusal` under the same
 //!   no-delta rule.
 //! - `response.reasoning_summary_text.delta` and `response.reasoning_text.delta` →
@@ -41,7 +43,7 @@
 //!   `type` is the event's own (`error`) and so no kind.
 //! - Everything else is ignored: `output_item.*` of other items (messages, reasoning, hosted
 //!   tools' calls) once their `type` is read, and unparsed `response.content_part.*`, the
-//!   `*.done` of reasoning text, annotations, hosted tools' progress (`web_search_call.*`,
+//!   `*.done` of reasoning text, hosted tools' progress (`web_search_call.*`,
 //!   `file_search_call.*`, `code_interpreter_call.*`, …) and events added later.
 
 use std::borrow::Cow;
@@ -197,6 +199,27 @@ struct WireLogprob {
     bytes: Option<Vec<u8>>,
     #[serde(default)]
     top_logprobs: Option<Vec<WireLogprob>>,
+}
+
+/// `response.output_text.annotation.added`.
+#[derive(Deserialize)]
+struct WireAnnotation {
+    #[serde(default)]
+    annotation: Option<Value>,
+}
+
+/// A Responses annotation in chat's shape: a `url_citation`'s fields go under `url_citation`, as
+/// Chat Completions sends them; other kinds (file citations) stay as they are.
+fn chat_annotation(a: Value) -> Value {
+    if a.get("type").and_then(Value::as_str) != Some("url_citation") {
+        return a;
+    }
+    let mut fields = match a {
+        Value::Object(m) => m,
+        other => return other,
+    };
+    fields.remove("type");
+    serde_json::json!({"type": "url_citation", "url_citation": fields})
 }
 
 /// `response.output_item.added` / `.done`.
@@ -424,6 +447,18 @@ impl OpenAiResponses {
                     out,
                 );
             }
+            "response.output_text.annotation.added" => {
+                let a: WireAnnotation = parse_json(NAME, data)?;
+                if let Some(annotation) = a.annotation {
+                    self.emit(
+                        Delta {
+                            annotations: Some(vec![chat_annotation(annotation)]),
+                            ..Default::default()
+                        },
+                        out,
+                    );
+                }
+            }
             "response.output_item.added" | "response.output_item.done" => {
                 let ev: WireItemEvent<'_> = parse_json(NAME, data)?;
                 match ev.item {
@@ -483,7 +518,7 @@ impl OpenAiResponses {
                 self.done = true;
                 return Err(error_event(data));
             }
-            _ => {} // content parts, annotations, hosted tools' progress, later additions
+            _ => {} // content parts, hosted tools' progress, later additions
         }
         Ok(())
     }
@@ -888,6 +923,23 @@ mod tests {
         assert_eq!(
             (d.cached_tokens, d.cache_creation_tokens),
             (Some(1024), Some(1500))
+        );
+    }
+
+    #[test]
+    fn annotations_take_chat_shape() {
+        let added = r#"{"type":"response.output_text.annotation.added","item_id":"msg_1","output_index":0,"content_index":0,"annotation_index":0,"annotation":{"type":"url_citation","url":"https://a","title":"A","start_index":0,"end_index":2}}"#;
+        let file = r#"{"type":"response.output_text.annotation.added","item_id":"msg_1","output_index":0,"content_index":0,"annotation_index":1,"annotation":{"type":"file_citation","file_id":"f","index":1,"filename":"x.pdf"}}"#;
+        let (_, c, err, _) = run(&named(&[CREATED, TEXT, added, file, COMPLETED]));
+        assert_eq!(err, None);
+        assert_eq!(
+            c.choices[0].message.annotations.as_deref(),
+            Some(
+                &[
+                    serde_json::json!({"type": "url_citation", "url_citation": {"url": "https://a", "title": "A", "start_index": 0, "end_index": 2}}),
+                    serde_json::json!({"type": "file_citation", "file_id": "f", "index": 1, "filename": "x.pdf"}),
+                ][..]
+            )
         );
     }
 
