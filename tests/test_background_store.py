@@ -14,7 +14,7 @@ from openai.types.responses import Response
 
 from polystream import ChatCompletionChunk, ResponsesBuilder
 from polystream.background.convert import to_chat
-from polystream.background.log import START, Pending, View, dumps, fail_record, loads
+from polystream.background.log import START, Pending, View, _chunk, dumps, fail_record, loads
 from polystream.background.memory_store import MemoryStore
 from polystream.background.service import BackgroundSettings, ResponsesService
 from polystream.background.store import ALIVE, GONE, OK, TAKEN, Store
@@ -320,6 +320,32 @@ def test_the_log_keeps_the_tokens_the_builder_keeps() -> None:
     out = json.loads(b.snapshot_json())["output"]
     assert [i["type"] for i in out] == ["reasoning", "message", "function_call"]
     assert [t["token"] for t in out[1]["content"][0]["logprobs"]] == ["\\xe2", "€ ok"]
+
+
+def test_annotations_survive_the_log() -> None:
+    """Citations (delta.annotations) are stored with their text run and come back on the rebuilt
+    response's output_text part, as the live builder has them."""
+    cite = {"type": "url_citation", "url_citation": {"url": "https://a.example", "title": "A", "start_index": 0,
+                                                     "end_index": 4}}
+    chunks = [ChatCompletionChunk.from_json(json.dumps({"choices": [{"index": 0, "delta": d, "finish_reason": f}]}))
+              for d, f in [({"content": "Rust"}, None), ({"content": " rocks", "annotations": [cite]}, None),
+                           ({"reasoning_content": "hm"}, None), ({"content": "!"}, "stop")]]
+    pending = Pending()
+    for c in chunks:
+        pending.add(c)
+    records = pending.seal()
+    assert {"c": "Rust rocks", "a": [cite]} in records
+
+    def annotations_of(feed: list[ChatCompletionChunk]) -> list[Any]:
+        b = ResponsesBuilder("resp_x", "gpt-4o", 1767225600, request={"model": "gpt-4o"}, item_id_base="00ff")
+        b.start(), b.mark_in_progress(), b.on_chunks(feed)
+        b.set_now(1767225601)
+        b.finish()
+        out = json.loads(b.snapshot_json())["output"]
+        return [a for item in out if item["type"] == "message" for p in item["content"] for a in p["annotations"]]
+
+    flat = {"type": "url_citation", "url": "https://a.example", "title": "A", "start_index": 0, "end_index": 4}
+    assert annotations_of(chunks) == annotations_of([_chunk(r) for r in records]) == [flat]
 
 
 def test_pending_counts_logprob_tokens_toward_the_flush_size() -> None:

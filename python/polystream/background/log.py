@@ -75,13 +75,14 @@ def fail_record(code: str, message: str, now: int) -> dict[str, Any]:
 
 
 _TOKEN_JSON = 56
+_ANNOTATION_JSON = 128  # a url_citation with its url and title, roughly
 
 
 class Pending:
     """Chunks not yet sealed into records. `add` is the producer's per-chunk work: O(delta).
     `logprobs`: the provider was asked for token logprobs (else no chunk is looked at for them)."""
 
-    __slots__ = ("records", "kind", "parts", "logprobs", "tokens", "calls", "extra", "nbytes")
+    __slots__ = ("records", "kind", "parts", "logprobs", "tokens", "annotations", "calls", "extra", "nbytes")
 
     def __init__(self, logprobs: bool = False) -> None:
         self.records: list[Any] = []
@@ -89,6 +90,7 @@ class Pending:
         self.kind: str | None = None  # "c", "r", "x" or "t": the open run of deltas
         self.parts: list[str] = []
         self.tokens: list[Any] = []  # the logprobs of the open run of content deltas
+        self.annotations: list[Any] = []  # citations of the open text run
         self.calls: dict[int, list[Any]] = {}
         self.extra: dict[str, Any] = {}
         self.nbytes = 0  # bytes waiting (text as characters, tokens estimated)
@@ -113,6 +115,11 @@ class Pending:
             # drops them (no Responses field), so the log need not keep them.
             if self.logprobs and (lp := choice.logprobs) is not None and (text or not (reasoning or calls)):
                 self._logprobs(lp)
+            if a := d.annotations:  # citations belong to the text, as in the builder
+                if self.kind != "c":
+                    self._text("c", "")
+                self.annotations += a
+                self.nbytes += _ANNOTATION_JSON * len(a)
             if s := d.refusal:
                 self._text("x", s)
             if calls:
@@ -165,9 +172,13 @@ class Pending:
             return
         text = "".join(self.parts)
         self.parts = []
-        if self.tokens:
-            self.records.append({"c": text, "l": self.tokens})
-            self.tokens = []
+        if self.tokens or self.annotations:
+            rec: dict[str, Any] = {"c": text}
+            if self.tokens:
+                rec["l"], self.tokens = self.tokens, []
+            if self.annotations:
+                rec["a"], self.annotations = self.annotations, []
+            self.records.append(rec)
             return
         self.records.append(text if kind == "c" else {kind: text})
 
@@ -186,7 +197,11 @@ def _chunk(rec: Any) -> ChatCompletionChunk:
     if isinstance(rec, str):
         choice["delta"] = {"content": rec}
     elif "c" in rec:
-        choice["delta"], choice["logprobs"] = {"content": rec["c"]}, {"content": rec["l"]}
+        choice["delta"] = {"content": rec["c"]}
+        if "l" in rec:
+            choice["logprobs"] = {"content": rec["l"]}
+        if "a" in rec:
+            choice["delta"]["annotations"] = rec["a"]
     elif "r" in rec:
         choice["delta"] = {"reasoning_content": rec["r"]}
     elif "x" in rec:

@@ -10,6 +10,8 @@
 //! - `content` → an `output_text` part of a `message` item; `refusal` → a `refusal` part of it;
 //! - `logprobs.content` → the token logprobs of that text, when the request's `include` lists
 //!   `message.output_text.logprobs` (as OpenAI: `top_logprobs` alone returns none);
+//! - `annotations` → the text part's `annotations` (a chat `url_citation`'s fields flattened, as
+//!   the Responses API has them), each with a `response.output_text.annotation.added` event;
 //! - each `tool_calls[i]` → a `function_call` item (announced once its name is known).
 //!
 //! A reasoning or message item is closed (its `.done` events sent) as soon as another item starts.
@@ -37,11 +39,12 @@ use std::sync::Arc;
 pub use logprobs::{Candidate, EventLogprobs, TokenLogprob};
 pub use request::RequestEcho;
 pub use types::{
-    event_name, normalize_error_code, Assistant, ContentPart, EmptyList, EventKind,
-    IncompleteDetails, IncompleteReason, InputTokensDetails, ItemStatus, OutputItem,
-    OutputTokensDetails, Response, ResponseError, ResponseEvent, ResponseUsage, Status,
-    SummaryPart, ERROR_CODES,
+    event_name, normalize_error_code, Assistant, ContentPart, EventKind, IncompleteDetails,
+    IncompleteReason, InputTokensDetails, ItemStatus, OutputItem, OutputTokensDetails, Response,
+    ResponseError, ResponseEvent, ResponseUsage, Status, SummaryPart, ERROR_CODES,
 };
+
+use serde_json::Value;
 
 use crate::chunk::{ChatChunk, ChunkChoice, ToolCallDelta, Usage};
 
@@ -84,6 +87,8 @@ enum Part {
     Text {
         text: Range<usize>,
         logprobs: Range<usize>,
+        /// Responses-shaped citations (few: kept with the part).
+        annotations: Vec<Value>,
     },
     Refusal(String),
 }
@@ -308,6 +313,9 @@ impl ResponsesBuilder {
             self.text_delta(text, logprobs, out);
         } else if !not_text {
             self.untexted.append(&mut logprobs);
+        }
+        if let Some(a) = d.annotations.as_deref().filter(|a| !a.is_empty()) {
+            self.annotations_added(a, out);
         }
         if let Some(r) = d.refusal.as_deref().filter(|s| !s.is_empty()) {
             self.refusal_delta(r, out);

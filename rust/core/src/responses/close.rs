@@ -17,7 +17,11 @@ impl ResponsesBuilder {
         let output_index = i as u32;
         // The part's own `.done` event, then `content_part.done` carrying the finished part.
         let (done, part) = match part {
-            Part::Text { text, logprobs } => {
+            Part::Text {
+                text,
+                logprobs,
+                annotations,
+            } => {
                 let (text, logprobs) = self.part_text(text, logprobs);
                 let done = EventKind::OutputTextDone {
                     item_id: item_id.clone(),
@@ -26,7 +30,7 @@ impl ResponsesBuilder {
                     text: text.clone(),
                     logprobs: EventLogprobs(logprobs.clone()),
                 };
-                (done, text_part(text, logprobs))
+                (done, text_part(text, logprobs, annotations))
             }
             Part::Refusal(refusal) => {
                 let done = EventKind::RefusalDone {
@@ -182,9 +186,13 @@ impl ResponsesBuilder {
                 content: parts
                     .iter()
                     .map(|p| match p {
-                        Part::Text { text, logprobs } => {
+                        Part::Text {
+                            text,
+                            logprobs,
+                            annotations,
+                        } => {
                             let (text, logprobs) = self.part_text(text.clone(), logprobs.clone());
-                            text_part(text, logprobs)
+                            text_part(text, logprobs, annotations.clone())
                         }
                         Part::Refusal(r) => ContentPart::Refusal { refusal: r.clone() },
                     })
@@ -218,9 +226,13 @@ impl ResponsesBuilder {
     }
 }
 
-pub(super) fn text_part(text: String, logprobs: Vec<TokenLogprob>) -> ContentPart {
+pub(super) fn text_part(
+    text: String,
+    logprobs: Vec<TokenLogprob>,
+    annotations: Vec<Value>,
+) -> ContentPart {
     ContentPart::OutputText {
-        annotations: EmptyList,
+        annotations,
         logprobs,
         text,
     }

@@ -127,8 +127,9 @@ impl ResponsesBuilder {
             let part = Part::Text {
                 text: at..at,
                 logprobs: lp_at..lp_at,
+                annotations: Vec::new(),
             };
-            (part, text_part(String::new(), Vec::new()))
+            (part, text_part(String::new(), Vec::new(), Vec::new()))
         } else {
             (
                 Part::Refusal(String::new()),
@@ -177,7 +178,7 @@ impl ResponsesBuilder {
         self.logprobs.extend_from_slice(&logprobs);
         let (text_end, logprobs_end) = (self.text.len(), self.logprobs.len());
         if let Body::Message { parts, .. } = &mut self.items[i].body {
-            if let Some(Part::Text { text, logprobs }) = parts.last_mut() {
+            if let Some(Part::Text { text, logprobs, .. }) = parts.last_mut() {
                 text.end = text_end;
                 logprobs.end = logprobs_end;
             }
@@ -193,6 +194,39 @@ impl ResponsesBuilder {
                 logprobs: EventLogprobs(logprobs),
             },
         );
+    }
+
+    /// The chat stream's citations (`delta.annotations`) on the open text part, each announced
+    /// with `response.output_text.annotation.added`. A chat `url_citation` nests its fields under
+    /// `url_citation`; the Responses one has them at the top.
+    pub(super) fn annotations_added(
+        &mut self,
+        annotations: &[Value],
+        out: &mut Vec<ResponseEvent>,
+    ) {
+        let (i, content_index) = self.message_part(true, out);
+        for a in annotations {
+            let annotation = responses_annotation(a);
+            let Body::Message { parts, .. } = &mut self.items[i].body else {
+                return;
+            };
+            let Some(Part::Text { annotations, .. }) = parts.last_mut() else {
+                return;
+            };
+            annotations.push(annotation.clone());
+            let annotation_index = annotations.len() as u32 - 1;
+            let (item_id, output_index) = (self.items[i].id.clone(), i as u32);
+            self.emit(
+                out,
+                EventKind::OutputTextAnnotationAdded {
+                    item_id,
+                    output_index,
+                    content_index,
+                    annotation_index,
+                    annotation,
+                },
+            );
+        }
     }
 
     pub(super) fn refusal_delta(&mut self, delta: &str, out: &mut Vec<ResponseEvent>) {
@@ -296,5 +330,19 @@ impl ResponsesBuilder {
                 delta: delta.to_owned(),
             },
         );
+    }
+}
+
+/// A chat annotation in the Responses shape: `{"type": "url_citation", "url_citation": {url,
+/// title, start_index, end_index}}` → `{"type": "url_citation", url, title, start_index,
+/// end_index}`; any other (already flat) annotation as it is.
+fn responses_annotation(a: &Value) -> Value {
+    match a.get("url_citation").and_then(Value::as_object) {
+        Some(fields) if a.get("type").and_then(Value::as_str) == Some("url_citation") => {
+            let mut flat = fields.clone();
+            flat.insert("type".to_owned(), Value::from("url_citation"));
+            Value::Object(flat)
+        }
+        _ => a.clone(),
     }
 }

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::logprobs::{EventLogprobs, TokenLogprob};
 use super::request::RequestEcho;
+use serde_json::Value;
+
 use crate::chunk::Usage;
 
 /// `Response.status`.
@@ -154,16 +156,6 @@ impl From<&Usage> for ResponseUsage {
     }
 }
 
-/// Serialises as `[]`: annotations are a required list a chat stream never fills.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EmptyList;
-
-impl Serialize for EmptyList {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_seq(Some(0))?.end()
-    }
-}
-
 /// Marker for the constant `role: "assistant"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Assistant;
@@ -217,7 +209,8 @@ impl OutputItem {
 pub enum ContentPart {
     #[serde(rename = "output_text")]
     OutputText {
-        annotations: EmptyList,
+        /// The citations the chat stream sent (`delta.annotations`), in the Responses shape.
+        annotations: Vec<Value>,
         /// Empty unless the request's `include` asked for them.
         logprobs: Vec<TokenLogprob>,
         text: String,
@@ -397,6 +390,14 @@ pub enum EventKind {
         delta: String,
         logprobs: EventLogprobs,
     },
+    #[serde(rename = "response.output_text.annotation.added")]
+    OutputTextAnnotationAdded {
+        item_id: String,
+        output_index: u32,
+        content_index: u32,
+        annotation_index: u32,
+        annotation: Value,
+    },
     #[serde(rename = "response.output_text.done")]
     OutputTextDone {
         item_id: String,
@@ -479,6 +480,7 @@ impl EventKind {
             EventKind::ContentPartAdded { .. } => "response.content_part.added",
             EventKind::ContentPartDone { .. } => "response.content_part.done",
             EventKind::OutputTextDelta { .. } => "response.output_text.delta",
+            EventKind::OutputTextAnnotationAdded { .. } => "response.output_text.annotation.added",
             EventKind::OutputTextDone { .. } => "response.output_text.done",
             EventKind::RefusalDelta { .. } => "response.refusal.delta",
             EventKind::RefusalDone { .. } => "response.refusal.done",

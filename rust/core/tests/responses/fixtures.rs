@@ -293,6 +293,25 @@ fn dump_streams_for_sdk_validation() {
         &dir,
     );
     scripted(
+        "annotations",
+        &mut builder(),
+        &[
+            text("Rust 1.90 is out"),
+            chunk(
+                json!({"content": ".", "annotations": [{"type": "url_citation", "url_citation":
+                    {"url": "https://blog.rust-lang.org/", "title": "Rust Blog", "start_index": 0, "end_index": 16}}]}),
+                None,
+            ),
+            chunk(
+                json!({"annotations": [{"type": "url_citation", "url_citation":
+                    {"url": "https://example.com/r", "title": "Ex", "start_index": 5, "end_index": 9}}]}),
+                Some("stop"),
+            ),
+        ],
+        "finish",
+        &dir,
+    );
+    scripted(
         "refusal",
         &mut builder(),
         &[refusal("I can't"), refusal(" help."), finish("stop")],

@@ -257,6 +257,13 @@ pub fn replay(events: &[ResponseEvent]) -> Vec<Value> {
                 assert_eq!(part["text"], ev["text"]);
                 assert_eq!(part["logprobs"], ev["logprobs"], "{ev}");
             }
+            "response.output_text.annotation.added" => {
+                let list = item["content"][ci.unwrap()]["annotations"]
+                    .as_array_mut()
+                    .unwrap();
+                assert_eq!(ev["annotation_index"].as_u64(), Some(list.len() as u64));
+                list.push(ev["annotation"].clone());
+            }
             "response.refusal.delta" => {
                 append(&mut item["content"][ci.unwrap()]["refusal"], &ev["delta"])
             }
