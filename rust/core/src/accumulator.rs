@@ -142,7 +142,11 @@ impl ChoiceState {
         // A signature is whole, never a fragment: keep the latest.
         set_if_some(&mut self.reasoning_signature, &d.reasoning_signature);
         append_list(&mut self.thinking_blocks, &d.thinking_blocks);
-        append_list(&mut self.annotations, &d.annotations);
+        if let Some(a) = &d.annotations {
+            self.annotations
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(a);
+        }
         append(&mut self.refusal, &d.refusal);
         if let Some(calls) = &d.tool_calls {
             for tc in calls {

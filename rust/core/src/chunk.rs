@@ -175,9 +175,9 @@ pub struct Delta {
     pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Citations for the content (OpenAI's `url_citation`s from search models and web search),
     /// as the provider sent them: `{"type": "url_citation", "url_citation": {url, title,
-    /// start_index, end_index}}`. Rare, so kept as JSON values.
+    /// start_index, end_index}}`. Rare, so kept as JSON values, boxed: one word in every delta.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Vec<Value>>,
+    pub annotations: Option<Box<[Value]>>,
 }
 
 /// One reasoning block, in Anthropic's (and LiteLLM's) shape: `{"type": "thinking", "thinking",
@@ -214,7 +214,7 @@ struct WireDelta {
     #[serde(default)]
     thinking_blocks: Option<Vec<ThinkingBlock>>,
     #[serde(default)]
-    annotations: Option<Vec<Value>>,
+    annotations: Option<Box<[Value]>>,
 }
 
 impl From<WireDelta> for Delta {

@@ -452,7 +452,7 @@ impl OpenAiResponses {
                 if let Some(annotation) = a.annotation {
                     self.emit(
                         Delta {
-                            annotations: Some(vec![chat_annotation(annotation)]),
+                            annotations: Some(Box::new([chat_annotation(annotation)])),
                             ..Default::default()
                         },
                         out,
