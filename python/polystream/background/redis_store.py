@@ -185,7 +185,10 @@ class RedisStore(Store):
         prefix: str | None = None,
         ttl: float = 3600,
         socket_timeout: float = 1.5,
-        connect_timeout: float = 1.0,
+        # Not shorter: a burst that opens a hundred connections at once (200 background
+        # responses created together) can hold the event loop past 1 s, and a connect that
+        # times out then reads as an outage (503). A stopped server still fails at once.
+        connect_timeout: float = 3.0,
         block: float = 1.0,
         max_connections: int = 128,
         max_blocking: int = 10_000,
