@@ -116,8 +116,7 @@ class Pending:
             if self.logprobs and (lp := choice.logprobs) is not None and (text or not (reasoning or calls)):
                 self._logprobs(lp)
             if a := d.annotations:  # citations belong to the text, as in the builder
-                if self.kind != "c":
-                    self._text("c", "")
+                self._open_text()
                 self.annotations += a
                 self.nbytes += _ANNOTATION_JSON * len(a)
             if s := d.refusal:
@@ -136,11 +135,15 @@ class Pending:
         self.parts.append(s)
         self.nbytes += len(s)
 
+    def _open_text(self) -> None:
+        """A content run is open (an empty one if need be) for what belongs to text."""
+        if self.kind != "c":
+            self._text("c", "")
+
     def _logprobs(self, lp: Any) -> None:
         """The tokens of the content just added (`refusal` logprobs have no Responses field)."""
         if tokens := lp.get("content"):
-            if self.kind != "c":  # tokens without text of their own (part of a character)
-                self._text("c", "")
+            self._open_text()  # tokens may come without text of their own (part of a character)
             self.tokens += tokens
             # What they will take in the log, roughly (a token or an alternative stores as ~56
             # bytes of JSON), so a size-triggered flush sees them and not only the text.

@@ -297,30 +297,19 @@ fn convert_logprobs(tokens: Option<Vec<WireLogprob>>) -> Option<Logprobs> {
     content_logprobs(entries)
 }
 
-fn text_of(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
-}
-
 /// The `error` event: nested (`{"error": {type, code, message, param}}`, as api.openai.com sends
 /// it) or flat (`{code, message, param}`, openai-python's `ResponseErrorEvent`, whose `type` is
-/// the event's and no error kind).
+/// the event's and no error kind, so it is dropped before the shared reading).
 fn error_event(data: &[u8]) -> Error {
     let body = String::from_utf8_lossy(data).into_owned();
-    let v: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
-    if v.get("error").is_some_and(|e| !e.is_null()) {
-        return provider_error_from_value(&v, body);
+    let mut v: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
+    if v.get("error").is_none_or(Value::is_null) {
+        if let Value::Object(m) = &mut v {
+            m.remove("type");
+            m.remove("error");
+        }
     }
-    Error::Provider {
-        message: text_of(&v, "message").unwrap_or_else(|| body.clone()),
-        kind: None,
-        code: text_of(&v, "code"),
-        param: text_of(&v, "param"),
-        body,
-    }
+    provider_error_from_value(&v, body)
 }
 
 impl OpenAiResponses {
