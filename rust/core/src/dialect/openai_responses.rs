@@ -661,59 +661,46 @@ mod tests {
     const COMPLETED: &str = r#"{"type":"response.completed","response":{"id":"resp_1","model":"gpt-x","created_at":1700000000,"status":"completed","usage":{"input_tokens":3,"output_tokens":1,"total_tokens":4}},"sequence_number":2}"#;
 
     #[test]
-    fn flat_error_event_has_no_kind() {
-        // openai-python's ResponseErrorEvent: `type` is the event's own.
+    fn error_events_of_both_shapes() {
+        // openai-python's ResponseErrorEvent is flat, and its `type` is the event's own: no kind.
+        // api.openai.com nests the error, whose own `type` is the kind.
         let flat = r#"{"type":"error","code":"server_error","message":"boom","param":"input","sequence_number":2}"#;
-        for body in [
-            named(&[CREATED, flat]),
-            format!("data: {CREATED}\n\ndata: {flat}\n\n"),
-        ] {
-            let (chunks, _, err, done) = run(&body);
-            assert!(done, "an error ends the stream");
-            // Nothing before the error (no role-only chunk): the client raises it from the call.
-            assert!(chunks.is_empty());
-            match err {
-                Some(Error::Provider {
-                    message,
-                    kind,
-                    code,
-                    param,
-                    body,
-                }) => {
-                    assert_eq!(message, "boom");
-                    assert_eq!(kind, None);
-                    assert_eq!(code.as_deref(), Some("server_error"));
-                    assert_eq!(param.as_deref(), Some("input"));
-                    assert_eq!(body, flat);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn nested_error_event_takes_its_kind_from_the_error() {
         let nested = r#"{"type":"error","sequence_number":2,"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"You exceeded your current quota.","param":null}}"#;
-        for body in [
-            named(&[CREATED, nested]),
-            format!("data: {CREATED}\n\ndata: {nested}\n\n"),
-        ] {
-            let (_, _, err, done) = run(&body);
-            assert!(done);
-            match err {
-                Some(Error::Provider {
-                    message,
-                    kind,
-                    code,
-                    param,
-                    ..
-                }) => {
-                    assert_eq!(message, "You exceeded your current quota.");
-                    assert_eq!(kind.as_deref(), Some("insufficient_quota"));
-                    assert_eq!(code.as_deref(), Some("insufficient_quota"));
-                    assert_eq!(param, None);
+        let cases = [
+            (flat, "boom", None, Some("server_error"), Some("input")),
+            (
+                nested,
+                "You exceeded your current quota.",
+                Some("insufficient_quota"),
+                Some("insufficient_quota"),
+                None,
+            ),
+        ];
+        for (event, want_message, want_kind, want_code, want_param) in cases {
+            for body in [
+                named(&[CREATED, event]),
+                format!("data: {CREATED}\n\ndata: {event}\n\n"),
+            ] {
+                let (chunks, _, err, done) = run(&body);
+                assert!(done, "an error ends the stream");
+                // Nothing before the error (no role-only chunk): the client raises it from the call.
+                assert!(chunks.is_empty());
+                match err {
+                    Some(Error::Provider {
+                        message,
+                        kind,
+                        code,
+                        param,
+                        body,
+                    }) => {
+                        assert_eq!(message, want_message);
+                        assert_eq!(kind.as_deref(), want_kind);
+                        assert_eq!(code.as_deref(), want_code);
+                        assert_eq!(param.as_deref(), want_param);
+                        assert_eq!(body, event);
+                    }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
             }
         }
     }
