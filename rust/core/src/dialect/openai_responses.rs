@@ -329,6 +329,31 @@ impl OpenAiResponses {
         out.push(chunk);
     }
 
+    /// A chunk of text (or refusal) with its token logprobs; none when both are empty.
+    fn text_chunk(
+        &mut self,
+        refusal: bool,
+        text: Option<String>,
+        logprobs: Option<Logprobs>,
+        out: &mut Vec<ChatChunk>,
+    ) {
+        let mut delta = Delta::default();
+        if refusal {
+            delta.refusal = non_empty(text);
+        } else {
+            delta.content = non_empty(text);
+        }
+        if delta != Delta::default() || logprobs.is_some() {
+            let chunk = self.meta.chunk(vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs,
+                ..Default::default()
+            }]);
+            self.push(chunk, out);
+        }
+    }
+
     fn take_meta(&mut self, r: &WireResponse) {
         self.has_meta = true;
         self.meta.id = r.id.clone().unwrap_or_default().into();
@@ -370,41 +395,17 @@ impl OpenAiResponses {
                     return Ok(());
                 }
                 self.mark_streamed(d.item_id.as_deref().unwrap_or(""), d.content_index);
-                let mut delta = Delta::default();
-                if kind == "response.refusal.delta" {
-                    delta.refusal = non_empty(Some(d.delta));
-                } else {
-                    delta.content = non_empty(Some(d.delta));
-                }
-                let chunk = self.meta.chunk(vec![ChunkChoice {
-                    index: 0,
-                    delta,
-                    logprobs,
-                    ..Default::default()
-                }]);
-                self.push(chunk, out);
+                let refusal = kind == "response.refusal.delta";
+                self.text_chunk(refusal, Some(d.delta), logprobs, out);
             }
             "response.output_text.done" | "response.refusal.done" => {
                 let d: WireDone<'_> = parse_json(NAME, data)?;
                 if self.was_streamed(d.item_id.as_deref().unwrap_or(""), d.content_index) {
                     return Ok(());
                 }
-                let mut delta = Delta::default();
-                if kind == "response.refusal.done" {
-                    delta.refusal = non_empty(d.refusal);
-                } else {
-                    delta.content = non_empty(d.text);
-                }
-                let logprobs = convert_logprobs(d.logprobs);
-                if delta != Delta::default() || logprobs.is_some() {
-                    let chunk = self.meta.chunk(vec![ChunkChoice {
-                        index: 0,
-                        delta,
-                        logprobs,
-                        ..Default::default()
-                    }]);
-                    self.push(chunk, out);
-                }
+                let refusal = kind == "response.refusal.done";
+                let text = if refusal { d.refusal } else { d.text };
+                self.text_chunk(refusal, text, convert_logprobs(d.logprobs), out);
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 let d: WireDelta<'_> = parse_json(NAME, data)?;
