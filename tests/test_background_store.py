@@ -294,6 +294,38 @@ def test_merged_records_give_the_same_response_with_fewer_events() -> None:
     assert [e[0] for e in got] == list(range(len(got)))
 
 
+@pytest.mark.parametrize("usage", [
+    # OpenAI's shape: every detail present, most of them zero
+    {"prompt_tokens": 1200, "completion_tokens": 310, "total_tokens": 1510,
+     "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+     "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+                                   "rejected_prediction_tokens": 0}},
+    # Anthropic's cache writes; a total that is not the sum; all zero
+    {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 50,
+     "prompt_tokens_details": {"cached_tokens": 0, "cache_creation_tokens": 33}},
+    {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+])
+def test_the_log_keeps_usage_as_short_as_the_response_needs(usage: dict[str, Any]) -> None:
+    chunks = chunks_of(BODY) + [ChatCompletionChunk.from_json(json.dumps({"choices": [], "usage": usage}))]
+    events, snapshot = direct(chunks)
+    pending = Pending()
+    for c in chunks:
+        pending.add(c)
+    records = [START] + pending.seal() + [{"e": "finish", "now": 1767225601}]
+    stored = next(r["u"] for r in records if isinstance(r, dict) and "u" in r)
+    # Only the counts a Response has, and only nonzero ones: OpenAI's ~290 bytes become ~145.
+    kept = {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details.cached_tokens",
+            "prompt_tokens_details.cache_creation_tokens", "completion_tokens_details.reasoning_tokens"}
+    leaves = {f"{k}.{j}" if isinstance(v, dict) else k: (w if isinstance(v, dict) else v)
+              for k, v in stored.items() for j, w in (v.items() if isinstance(v, dict) else [(None, v)])}
+    assert set(leaves) <= kept and all(leaves.values())
+    assert ("total_tokens" in stored) == (usage["total_tokens"] != usage["prompt_tokens"] + usage["completion_tokens"])
+    view, got = View.from_entries([(1, dumps([{"i": init("resp_x")}])), (2, dumps(records))])
+    assert view.snapshot_json() == snapshot
+    assert json.loads(snapshot)["usage"]["input_tokens_details"]["cached_tokens"] == \
+        usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+
+
 def test_the_log_keeps_the_tokens_the_builder_keeps() -> None:
     """With logprobs asked for, tokens of thinking or tool-call lines (Ollama sends them) are not
     stored: the builder drops them. Tokens without text before text are, and the log rebuilds the

@@ -10,7 +10,8 @@ separated by U+001E; any other entry is a JSON array (see `dumps` / `loads`):
                                           chunks sent them (`logprobs.content` entries)
     {"r": "..."} / {"x": "..."}           a reasoning / refusal delta
     {"t": [[index, id, name, args], …]}   tool-call deltas
-    {"f": "stop", "u": {usage}}           finish reason and/or usage (no events of their own)
+    {"f": "stop", "u": {usage}}           finish reason and/or usage (no events of their own); the
+                                          usage holds only its nonzero counts that a Response uses
     {"i": {id, model, created_at, base, queued, request}}   the first record: what to rebuild with
     {"s": 1}                              the producer started (→ response.in_progress)
     {"e": "finish"|"fail"|"cancel"|"incomplete", "now": t, "code", "msg", "reason"}  terminal
@@ -31,7 +32,7 @@ from typing import Any
 
 from .._core import ChatCompletionChunk, ResponsesBuilder
 
-__all__ = ["Event", "Pending", "View", "dumps", "loads", "finish_status", "fail_record", "START"]
+__all__ = ["Event", "Pending", "View", "dumps", "loads", "finish_status", "fail_record", "usage_record", "START"]
 
 Event = tuple[int, str, bytes]  # (sequence_number, event name, event JSON)
 
@@ -74,6 +75,22 @@ def fail_record(code: str, message: str, now: int) -> dict[str, Any]:
     return {"e": "fail", "code": code, "msg": message, "now": now}
 
 
+def usage_record(usage: dict[str, Any]) -> dict[str, Any]:
+    """A chat usage as the log keeps it: only what a Response's usage is made of, zeros left out
+    (the builder reads absent counts as 0, and a missing total as the sum). A provider's whole
+    usage is ~290 bytes of mostly zero details, the largest record of a short response."""
+    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    out = {k: v for k, v in (("prompt_tokens", prompt), ("completion_tokens", completion)) if v}
+    if (total := usage.get("total_tokens") or 0) and total != prompt + completion:
+        out["total_tokens"] = total
+    for name, keys in (("prompt_tokens_details", ("cached_tokens", "cache_creation_tokens")),
+                       ("completion_tokens_details", ("reasoning_tokens",))):
+        given = usage.get(name) or {}
+        if details := {k: given[k] for k in keys if given.get(k)}:
+            out[name] = details
+    return out
+
+
 _TOKEN_JSON = 56
 _ANNOTATION_JSON = 128  # a url_citation with its url and title, roughly
 
@@ -101,7 +118,7 @@ class Pending:
     def add(self, chunk: ChatCompletionChunk) -> None:
         usage = chunk.usage
         if usage is not None:
-            self.extra["u"] = usage.to_dict()
+            self.extra["u"] = usage_record(usage.to_dict())
         for choice in chunk.choices:
             if choice.index != 0:  # a Response has one output list: choice 0 only, as the builder
                 continue
