@@ -433,6 +433,29 @@ def test_redis_keys_are_hash_tagged_with_ttls(redis_url: str, upstream: ReplaySe
     run(main())
 
 
+def test_text_sealed_by_local_reads_ends_as_a_text_entry(redis_url: str, upstream: ReplayServer) -> None:  # noqa: F811
+    """A reader in the producer's process seals a record per look. At the end those records go
+    to the log as a text entry of their own (1 byte apart), not quoted in the terminal JSON, and
+    a reader elsewhere still rebuilds exactly what the local one streamed."""
+    async def main() -> None:
+        async with services("redis", redis_url, upstream, max_flush_delay=30.0) as (a, _):
+            store = a.store
+            assert isinstance(store, RedisStore)
+            live = [ev async for ev in a.stream(OWNER, {"model": "slow", "input": "hi", "background": True,
+                                                         "stream": True})]
+            rid = json.loads(live[0][2])["response"]["id"]
+            entries = [f[b"d"] for _, f in await store.r.xrange(store.keys(rid)[1])]
+            *_, text, terminal = entries
+            assert not text.startswith(b"[") and text.count(b"\x1e") > 20  # one record per chunk
+            assert not any(isinstance(r, str) for r in json.loads(terminal))
+            assert len(text) + len(terminal) < len(TEXT.encode()) + 300
+        async with services("redis", redis_url, upstream) as (elsewhere, _):
+            assert await collect(await elsewhere.events(OWNER, rid, after=-1)) == live
+            assert _text(json.loads(await elsewhere.retrieve(OWNER, rid))) == TEXT
+
+    run(main())
+
+
 def test_remote_reader_makes_writes_eager(redis_url: str, upstream: ReplayServer) -> None:  # noqa: F811
     async def main() -> None:
         async with services("redis-remote", redis_url, upstream) as (a, b):

@@ -14,7 +14,7 @@ from openai.types.responses import Response
 
 from polystream import ChatCompletionChunk, ResponsesBuilder
 from polystream.background.convert import to_chat
-from polystream.background.log import START, Pending, View, _chunk, dumps, fail_record, loads
+from polystream.background.log import START, Pending, View, _chunk, dumps, fail_record, loads, text_run_to_split
 from polystream.background.memory_store import MemoryStore
 from polystream.background.service import BackgroundSettings, ResponsesService
 from polystream.background.store import ALIVE, GONE, OK, TAKEN, Store
@@ -324,6 +324,17 @@ def test_the_log_keeps_usage_as_short_as_the_response_needs(usage: dict[str, Any
     assert view.snapshot_json() == snapshot
     assert json.loads(snapshot)["usage"]["input_tokens_details"]["cached_tokens"] == \
         usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+
+
+def test_a_terminal_entry_splits_off_its_text_only_when_that_saves_bytes() -> None:
+    many = [f" tok{i}" for i in range(40)]
+    assert text_run_to_split(many + [{"f": "stop"}, {"e": "finish", "now": 1}]) == 40
+    assert text_run_to_split(many[:5] + [{"e": "finish", "now": 1}]) == 0  # a write costs more
+    assert text_run_to_split([{"r": "think"}] + many) == 0  # only a leading run of content
+    assert text_run_to_split(many + ["a\x1eb"] + many) == 40  # a record with the separator ends the run
+    assert text_run_to_split(['"q"\n' * 30]) == 1  # escapes count: one long record may pay too
+    k = text_run_to_split(many + [{"e": "finish", "now": 1}])
+    assert loads(dumps(many[:k])) == many[:k]
 
 
 def test_the_log_keeps_the_tokens_the_builder_keeps() -> None:

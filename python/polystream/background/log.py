@@ -32,7 +32,8 @@ from typing import Any
 
 from .._core import ChatCompletionChunk, ResponsesBuilder
 
-__all__ = ["Event", "Pending", "View", "dumps", "loads", "finish_status", "fail_record", "usage_record", "START"]
+__all__ = ["Event", "Pending", "View", "dumps", "loads", "finish_status", "fail_record", "text_run_to_split",
+           "usage_record", "START"]
 
 Event = tuple[int, str, bytes]  # (sequence_number, event name, event JSON)
 
@@ -51,6 +52,24 @@ def dumps(records: list[Any]) -> bytes:
         text = _SEP.join(records)
         return (_SEP + text if text[0] == "[" else text).encode()
     return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# What one more log write costs besides its payload: command, key, id, field and their framing.
+_WRITE_FRAMING = 60
+
+
+def text_run_to_split(records: list[Any]) -> int:
+    """How many leading content records of a terminal entry to write as a text entry of their
+    own first (0: none). In the JSON entry each costs 3 bytes of quoting and its escapes, in a
+    text entry 1: worth a write when a reader in the producer's process sealed many small
+    records since the last flush (one per look)."""
+    k = 0
+    while k < len(records) and type(records[k]) is str and records[k] and _SEP not in records[k]:
+        k += 1
+    if k == 0:
+        return 0
+    as_json = len(json.dumps(records[:k], ensure_ascii=False, separators=(",", ":")).encode())
+    return k if as_json - len(dumps(records[:k])) > _WRITE_FRAMING else 0
 
 
 def loads(payload: bytes) -> list[Any]:

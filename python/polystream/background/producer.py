@@ -38,7 +38,7 @@ from typing import Any
 from .. import errors
 from ..client import acompletion
 from . import StoreUnavailable
-from .log import START, Event, Pending, View, dumps, fail_record, finish_status
+from .log import START, Event, Pending, View, dumps, fail_record, finish_status, text_run_to_split
 from .store import OK, Store
 
 __all__ = ["Producer", "error_record"]
@@ -319,6 +319,13 @@ class Producer:
             if self.detached:
                 return
         self.seal()
+        if k := text_run_to_split(self.unflushed):  # written compactly first (see text_run_to_split)
+            # As an in-flight batch, so that a retry after a store error settles it, then goes on.
+            self.inflight = (self.next_pos, dumps(self.unflushed[:k]))
+            del self.unflushed[:k]
+            await self._flush()
+            if self.detached:
+                return
         records = self.unflushed + [final]
         status = _status_of(final, self.view)
         self.result = await self.store.finish(self.rid, self.token, status, dumps(records))
