@@ -673,6 +673,20 @@ def test_openai_compatible_url_and_stream_options(provider: str, url: str, strea
     assert "stream_options" not in build(provider, stream=False).json
 
 
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-nano", "codex-mini-latest"])
+def test_openai_reasoning_models_get_max_tokens_as_max_completion_tokens(model: str) -> None:
+    """OpenAI refuses `max_tokens` for its reasoning models ("use max_completion_tokens")."""
+    def body(provider: str, m: str, **params: Any) -> dict[str, Any]:
+        return provider_class(provider)(api_key="k").build_request(ChatRequest(m, [], params), stream=True).json
+
+    got = body("openai", model, max_tokens=64)
+    assert got["max_completion_tokens"] == 64 and "max_tokens" not in got
+    both = body("openai", model, max_tokens=64, max_completion_tokens=32)
+    assert both["max_completion_tokens"] == 32 and "max_tokens" not in both  # the explicit one wins
+    assert body("openai", "gpt-4o", max_tokens=64)["max_tokens"] == 64  # other models as given
+    assert body("groq", model, max_tokens=64)["max_tokens"] == 64  # other servers as given
+
+
 def test_generic_openai_compatible_server() -> None:
     assert split_model("openai_compatible/my-model") == ("openai_compatible", "my-model")
     r = build("openai_compatible", api_key=None, api_base="http://vllm:8000/v1/")

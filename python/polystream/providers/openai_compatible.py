@@ -17,10 +17,14 @@ class Compat:
     requires_key: bool = True
     #: Accepts `stream_options: {"include_usage": true}` (others send usage unasked, or reject it).
     stream_options: bool = True
+    #: Model prefixes that refuse `max_tokens` and take `max_completion_tokens` (OpenAI's reasoning
+    #: models): a caller's `max_tokens` is sent under that name, as it means the same there.
+    completion_tokens_models: tuple[str, ...] = ()
 
 
 CONFIGS: dict[str, Compat] = {
-    "openai": Compat("https://api.openai.com/v1", ("OPENAI_API_KEY",), ("OPENAI_BASE_URL", "OPENAI_API_BASE")),
+    "openai": Compat("https://api.openai.com/v1", ("OPENAI_API_KEY",), ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+                     completion_tokens_models=("o1", "o3", "o4", "gpt-5", "codex-")),
     "groq": Compat("https://api.groq.com/openai/v1", ("GROQ_API_KEY",), ("GROQ_API_BASE",)),
     "mistral": Compat("https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), ("MISTRAL_API_BASE",), stream_options=False),
     "deepseek": Compat("https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), ("DEEPSEEK_API_BASE",)),
@@ -47,6 +51,9 @@ class OpenAICompatible(Provider):
         if isinstance(extra, dict):
             body.update(extra)
         body["stream"] = stream
+        if "max_tokens" in body and req.model.startswith(self.config.completion_tokens_models):
+            limit = body.pop("max_tokens")
+            body.setdefault("max_completion_tokens", limit)
         if stream and self.config.stream_options:
             # Ask for usage in the final chunk unless the caller said otherwise.
             opts = dict(body.get("stream_options") or {})
