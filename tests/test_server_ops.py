@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -114,10 +115,52 @@ def test_metrics(proxy: tuple[ServerThread, Any]) -> None:
 
 def test_health(proxy: tuple[ServerThread, Any]) -> None:
     server, _ = proxy
-    for path in ("/health", "/health/liveliness", "/health/readiness"):
+    for path in ("/health/liveliness", "/health/liveness", "/health/readiness"):  # probes: no key, no model call
         r = httpx.get(server.url + path)
         assert r.status_code == 200, path
     assert httpx.get(server.url + "/health/readiness").json()["store_connected"] is True
+    assert httpx.get(server.url + "/health").status_code == 401  # the model check needs a key, as LiteLLM's
+
+
+TEAM = "sk-team-only-gpt-ok-0003"
+
+
+def test_health_probes_every_deployment(replay: ReplayServer) -> None:
+    """/health (LiteLLM's): one one-token call per deployment, healthy and unhealthy endpoints
+    listed apart, keys never shown, `?model=` for one model, a key sees only its models."""
+    replay.reset()
+    replay.add("/ok/v1/chat/completions", Reply(upstream_body("pong")))
+    replay.add("/bad/v1/chat/completions", Reply.error(401, {"error": {
+        "message": f"Incorrect API key provided: {UPSTREAM_KEY}.", "type": "invalid_request_error", "code": "invalid_api_key"}}))
+    cfg = parse_config({
+        "model_list": [
+            {"model_name": "gpt-ok", "litellm_params": {"model": "openai/gpt-4o", "api_base": replay.url + "/ok/v1", "api_key": UPSTREAM_KEY}},
+            {"model_name": "gpt-bad", "litellm_params": {"model": "openai/gpt-4o", "api_base": replay.url + "/bad/v1", "api_key": UPSTREAM_KEY}},
+            {"model_name": "ok/*", "litellm_params": {"model": "openai/*", "api_base": replay.url + "/ok/v1", "api_key": UPSTREAM_KEY}},
+        ],
+        "general_settings": {"master_key": MASTER_KEY},
+        "polystream": {"keys": [{"key": TEAM, "models": ["gpt-ok"]}]},
+    })
+    with ServerThread(create_app(cfg, background=False)) as server:
+        def health(key: str, query: str = "") -> httpx.Response:
+            return httpx.get(f"{server.url}/health{query}", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+        got = health(MASTER_KEY).json()
+        assert got["healthy_endpoints"] == [{"model_name": "gpt-ok", "model": "openai/gpt-4o", "api_base": replay.url + "/ok/v1"}]
+        [bad] = got["unhealthy_endpoints"]
+        assert (bad["model_name"], got["healthy_count"], got["unhealthy_count"]) == ("gpt-bad", 1, 1)
+        assert bad["error"].startswith("AuthenticationError") and "Incorrect API key" in bad["error"]
+        assert UPSTREAM_KEY not in json.dumps(got)  # neither from the config nor from the upstream's error
+        probes = [r.json() for r in replay.requests]
+        assert len(probes) == 2 and all(p["max_tokens"] == 1 for p in probes)
+
+        one = health(MASTER_KEY, "?model=ok/gpt-4.1-mini").json()  # a wildcard, when named
+        assert one["healthy_endpoints"] == [{"model_name": "ok/gpt-4.1-mini", "model": "openai/gpt-4.1-mini",
+                                             "api_base": replay.url + "/ok/v1"}]
+        assert health(MASTER_KEY, "?model=nope").status_code == 404
+        assert [e["model_name"] for e in health(TEAM).json()["healthy_endpoints"]] == ["gpt-ok"]
+        assert health(TEAM).json()["unhealthy_count"] == 0
+        assert health(TEAM, "?model=gpt-bad").status_code == 403
 
 
 # ---------------------------------------------------------------- keys

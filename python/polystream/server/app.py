@@ -5,9 +5,9 @@
     ServerThread(app).start() / .url / .stop()             in-process server on a free port
                                                            (tests, the showcase, benchmarks)
 
-Routes: see routes_chat.py and routes_responses.py, plus GET /v1/models, /health,
-/health/liveliness, /health/readiness (checks the store) and /metrics. Every path is also served
-without its /v1 prefix, as LiteLLM does.
+Routes: see routes_chat.py and routes_responses.py, plus GET /v1/models, /health (probes the
+models, see health.py), /health/liveliness, /health/readiness (checks the store) and /metrics.
+Every path is also served without its /v1 prefix, as LiteLLM does.
 
 `POST /v1/chat/completions` (the hot path) is taken before Starlette's middleware and routing,
 by `ProxyApp.__call__`; everything else goes through Starlette.
@@ -38,6 +38,7 @@ from .auth import Authenticator, install_redaction
 from .common import ClientGone, ServerState, authenticate, error_reply, internal_error, json_response, state
 from .config import ProxyConfig, embedded_default, load_config
 from .errors import ProxyError, store_unavailable
+from .health import model_health
 from .metrics import ACCESS_LOGGER, Metrics, MetricsMiddleware, log_access
 
 __all__ = ["create_app", "build_service", "serve", "ServerThread", "ProxyApp"]
@@ -249,7 +250,7 @@ def _routes() -> list[Route]:
     ]
     out = [Route(prefix + path, fn, methods=methods) for prefix in ("/v1", "") for path, fn, methods in table]
     out += [
-        Route("/health", readiness, methods=["GET"]),
+        Route("/health", model_health, methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
         Route("/health/liveness", liveliness, methods=["GET"]),
         Route("/health/readiness", readiness, methods=["GET"]),

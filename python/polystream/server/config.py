@@ -151,6 +151,10 @@ class ModelRouter:
             raise KeyError(name)
         return group
 
+    def deployments_for(self, name: str) -> list[Deployment]:
+        """The deployments serving `name` (KeyError if none)."""
+        return list(self._group(name))
+
     def resolve(self, name: str) -> tuple[str, dict[str, Any]]:
         if not isinstance(name, str) or not name:
             raise KeyError(name)
