@@ -77,13 +77,18 @@ def poll_to_end(url: str, rid: str, headers: dict[str, str] = AUTH_A) -> tuple[s
 
 
 def log_len(redis_url: str, store: Any, rid: str) -> int:
-    """Entries in `rid`'s log before its terminal one (which may land just after a poll said
-    "not done")."""
+    """Entries the producer wrote while the response ran: the log's entries but its terminal one
+    (which may land just after a poll said "not done") and the text entry the terminal write may
+    bring just before it (`log.text_run_to_split`: text that local reads sealed). An eager write
+    in that place would go uncounted, which the eager-write checks (dozens of entries) never notice."""
     r = redis.Redis.from_url(redis_url)
     try:
         key = store.keys(rid)[1]
-        top = r.xrevrange(key, count=1)
-        return int(r.xlen(key)) - (1 if top and top[0][0].startswith(b"18446744073709551615-") else 0)
+        top = r.xrevrange(key, count=2)
+        if not top or not top[0][0].startswith(b"18446744073709551615-"):
+            return int(r.xlen(key))
+        split_off = len(top) == 2 and not top[1][1][b"d"].startswith(b"[")
+        return int(r.xlen(key)) - 1 - split_off
     finally:
         r.close()
 
