@@ -20,7 +20,7 @@
 
 use serde::Deserialize;
 
-use super::{ended, event_kind, non_empty, sse_payload, tool_delta};
+use super::{event_kind, non_empty, sse_payload, tool_delta};
 use super::{
     finish_choice, parse_json, provider_error, usage, with_cached, with_reasoning, Dialect, Frame,
     Framing, Meta,
@@ -312,10 +312,6 @@ impl Dialect for Cohere {
         };
         let kind = event_kind(NAME, frame.event, data)?;
         self.on_event(&kind, data, out)
-    }
-
-    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

@@ -21,7 +21,6 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::ended;
 use super::{
     arguments_text, content_logprobs, finish_choice, logprob_entry, parse_json, provider_error,
     top_logprob, usage, with_cached, with_reasoning, Dialect, Frame, Framing, Meta,
@@ -332,10 +331,6 @@ impl Dialect for Gemini {
             out.push(chunk);
         }
         Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

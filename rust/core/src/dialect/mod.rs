@@ -48,8 +48,11 @@ pub trait Dialect: Send + Sync {
     /// Decode one frame, pushing zero or more chunks.
     fn on_frame(&mut self, frame: Frame<'_>, out: &mut Vec<ChatChunk>) -> Result<()>;
     /// End of stream: push anything held back, and report [`Error::Incomplete`] when the stream
-    /// stopped before the provider's terminator.
-    fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<()>;
+    /// stopped before the provider's terminator. By default nothing is held back and only the
+    /// terminator proves the answer whole; dialects that accept other proof override this.
+    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
+        ended(self.is_done(), self.name())
+    }
     /// The provider's terminator has been seen.
     fn is_done(&self) -> bool;
 }

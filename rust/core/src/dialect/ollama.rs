@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{arguments_text, parse_json, provider_error, usage, Dialect, Frame, Framing, Meta};
-use super::{content_logprobs, ended, logprob_entry, non_empty, top_logprob};
+use super::{content_logprobs, logprob_entry, non_empty, top_logprob};
 use crate::chunk::{ChatChunk, ChunkChoice, Delta, FunctionDelta, Logprobs, ToolCallDelta};
 use crate::error::Result;
 
@@ -252,10 +252,6 @@ impl Dialect for Ollama {
         )));
         out.push(chunk);
         Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {

@@ -52,9 +52,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
-    content_logprobs, ended, event_kind, logprob_entry, non_empty, sse_payload, top_logprob,
-};
+use super::{content_logprobs, event_kind, logprob_entry, non_empty, sse_payload, top_logprob};
 use super::{
     finish_choice, parse_json, provider_error_from_value, tool_delta, usage, with_cached,
     with_reasoning, Dialect, Frame, Framing, Meta,
@@ -615,10 +613,6 @@ impl Dialect for OpenAiResponses {
         };
         let kind = event_kind(NAME, frame.event, data)?;
         self.on_event(&kind, data, out)
-    }
-
-    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<()> {
-        ended(self.done, NAME)
     }
 
     fn is_done(&self) -> bool {
