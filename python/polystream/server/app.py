@@ -121,7 +121,7 @@ async def store_ok(service: Any) -> bool:
 
 async def models(request: Request) -> Response:
     principal = authenticate(request)
-    names = [n for n in state(request).config.models.names() if principal.models is None or n in principal.models]
+    names = [n for n in state(request).config.models.names() if principal.may_use(n)]
     data = [{"id": n, "object": "model", "created": 0, "owned_by": "polystream"} for n in names]
     return json_response({"object": "list", "data": data})
 

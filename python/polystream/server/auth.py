@@ -35,8 +35,11 @@ class Principal:
     name: str  # for logs: the key's configured name, "master", "open" or "anonymous"
     models: frozenset[str] | None = None  # allowed model names (None: all)
 
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
     def check_model(self, model: str) -> None:
-        if self.models is not None and model not in self.models:
+        if not self.may_use(model):
             raise ProxyError(403, f"This key may not use model `{model}`.", "permission_error", "model",
                              "model_not_allowed")
 

@@ -45,7 +45,7 @@ async def model_health(request: Request) -> Response:
         targets = [(name, d) for d in router.deployments_for(name)]
     else:
         targets = [(d.model_name, d) for d in router.deployments
-                   if not d.model_name.endswith("*") and (principal.models is None or d.model_name in principal.models)]
+                   if not d.model_name.endswith("*") and principal.may_use(d.model_name)]
     results = await asyncio.gather(*(_probe(n, d) for n, d in targets))
     healthy = [entry for ok, entry in results if ok]
     unhealthy = [entry for ok, entry in results if not ok]
