@@ -93,6 +93,18 @@ def test_env_references_anywhere() -> None:
     assert set(cfg.secrets()) >= {"sk-master", "sk-up", "sk-team", "sk-literal"}
 
 
+def test_bedrock_credentials_in_a_deployment_are_secrets() -> None:
+    env = {"AK": "AKIAEXAMPLE0001", "SK": "secret/key+EXAMPLE", "ST": "session-token-EXAMPLE"}
+    cfg = parse_config({"model_list": [{"model_name": "claude", "litellm_params": {
+        "model": "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws_region_name": "us-west-2",
+        "aws_access_key_id": "os.environ/AK", "aws_secret_access_key": "os.environ/SK",
+        "aws_session_token": "os.environ/ST"}}]}, env)
+    model, params = cfg.models.resolve("claude")
+    assert model == "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert params["aws_secret_access_key"] == "secret/key+EXAMPLE" and params["aws_region_name"] == "us-west-2"
+    assert set(cfg.secrets()) >= set(env.values())  # masked in every log line
+
+
 def test_unset_secret_reference_is_an_error() -> None:
     with pytest.raises(ConfigError, match="MISSING_MK"):
         parse_config({"general_settings": {"master_key": "os.environ/MISSING_MK"}}, {})

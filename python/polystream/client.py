@@ -103,7 +103,10 @@ def _mock_or_fake_response(body: bytes, *, asynchronous: bool) -> httpx.Response
 
 
 def _pieces(body: bytes) -> Iterator[bytes]:
-    # One piece per SSE event, as a provider sends them.
+    # One piece per SSE event, as a provider sends them; a binary body (eventstream) whole.
+    if not body.startswith((b"data:", b"event:")):
+        yield body
+        return
     for event in body.split(b"\n\n"):
         if event:
             yield event + b"\n\n"
@@ -128,10 +131,11 @@ def _prepare(call: _Call, client: httpx.Client | httpx.AsyncClient) -> tuple[boo
     call.provider.check_key(call.request.model)
     fake = call.fake_stream and call.provider.can_fake_stream
     spec = call.provider.build_request(call.request, stream=not fake)
-    req = client.build_request(
-        spec.method, spec.url, headers=spec.headers, json=spec.json,
-        timeout=timeouts(call.connect_timeout, call.idle_timeout),
-    )
+    timeout = timeouts(call.connect_timeout, call.idle_timeout)
+    if spec.content is not None:  # signed bytes: sent exactly as they are
+        req = client.build_request(spec.method, spec.url, headers=spec.headers, content=spec.content, timeout=timeout)
+    else:
+        req = client.build_request(spec.method, spec.url, headers=spec.headers, json=spec.json, timeout=timeout)
     return fake, req
 
 

@@ -6,6 +6,8 @@ Error bodies seen in the wild:
   Gemini                            {"error": {"code": 400, "message", "status"}}  (or a 1-list of it)
   Cohere v2, Mistral                {"message": "..."} / {"object": "error", "message", "type"}
   Ollama                            {"error": "text"}
+  Bedrock                           {"message": "..."}, the kind in the x-amzn-errortype header;
+                                    in a stream, exception frames named `throttlingException`, …
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from . import errors as e
 
 _CONTEXT = re.compile(
     r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long|input is too long"
-    r"|exceeds? the (model'?s? )?(context|maximum)|reduce the length|input length"
+    r"|exceeds? the (model'?s? )?(context|maximum)|reduce the length|input length|too many input tokens"
     r"|inputs.? tokens \+ .?max_new_tokens.? must be",  # TGI (Together, Hugging Face)
     re.I,
 )
 _POLICY = re.compile(r"content[ _-]?(policy|filter|management)|safety system|responsible ?ai|flagged", re.I)
 
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray")
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "x-amzn-requestid", "cf-ray")
 
 _BY_STATUS: dict[int, type[e.APIStatusError]] = {
     400: e.BadRequestError,
@@ -37,6 +39,7 @@ _BY_STATUS: dict[int, type[e.APIStatusError]] = {
     409: e.BadRequestError,
     413: e.BadRequestError,
     422: e.BadRequestError,
+    424: e.InternalServerError,  # Bedrock: the model failed (ModelErrorException)
     429: e.RateLimitError,
     500: e.InternalServerError,
     502: e.ServiceUnavailableError,
@@ -70,6 +73,18 @@ _BY_KIND: dict[str, type[e.APIError]] = {
     "internal": e.InternalServerError,
     "internal_server_error": e.InternalServerError,
     "timeout_error": e.Timeout,
+    # Bedrock's exception frames and error types (matched lower-cased)
+    "throttlingexception": e.RateLimitError,
+    "servicequotaexceededexception": e.RateLimitError,
+    "modelnotreadyexception": e.ServiceUnavailableError,
+    "serviceunavailableexception": e.ServiceUnavailableError,
+    "internalserverexception": e.InternalServerError,
+    "modelstreamerrorexception": e.InternalServerError,
+    "modelerrorexception": e.InternalServerError,
+    "modeltimeoutexception": e.Timeout,
+    "validationexception": e.BadRequestError,
+    "accessdeniedexception": e.PermissionDeniedError,
+    "resourcenotfoundexception": e.NotFoundError,
 }
 
 
@@ -137,11 +152,13 @@ def refine(cls: type[e.APIError], message: str, kind: str | None, code: str | No
 
 
 def status_error(
-    provider: str, model: str | None, status: int, headers: Mapping[str, str], body: bytes
+    provider: str, model: str | None, status: int, headers: Mapping[str, str], body: bytes,
+    cls: type[e.APIStatusError] | None = None,
 ) -> e.APIStatusError:
-    """The exception for an error HTTP response."""
+    """The exception for an error HTTP response (of class `cls` when the provider knows better
+    than its status code)."""
     message, kind, code, parsed = parse_error_body(body)
-    cls = _BY_STATUS.get(status)
+    cls = cls or _BY_STATUS.get(status)
     if cls is None:
         cls = e.InternalServerError if status >= 500 else e.APIStatusError
     if kind in ("overloaded_error",):

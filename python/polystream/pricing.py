@@ -23,9 +23,16 @@ def _table() -> dict[str, dict[str, dict[str, float]]]:
 _SAME_PRICES = {"openai_responses": "openai"}
 
 
+# Bedrock's cross-region inference profiles prefix the model id with where they route.
+_BEDROCK_GEOS = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
+
+
 def price(model: str) -> dict[str, float] | None:
     """Prices for `"provider/model"`: the longest table key that prefixes the model name."""
     provider, _, name = model.partition("/")
+    if provider == "bedrock":
+        geo, dot, rest = name.partition(".")
+        name = rest if dot and geo in _BEDROCK_GEOS else name
     table = _table().get(_SAME_PRICES.get(provider, provider))
     if not table:
         return None

@@ -13,7 +13,7 @@ __all__ = ["ChatRequest", "HTTPRequest", "Provider", "provider_class", "split_mo
 
 #: Providers with a wire format of their own: module name under polystream.providers.
 NATIVE = {"anthropic": "anthropic", "gemini": "gemini", "cohere": "cohere", "ollama": "ollama",
-          "openai_responses": "openai_responses"}
+          "openai_responses": "openai_responses", "bedrock": "bedrock"}
 
 
 @cache
@@ -38,10 +38,13 @@ def split_model(model: str) -> tuple[str, str]:
     """`"anthropic/claude-x"` → ("anthropic", "claude-x"). A model without a known provider prefix
     is OpenAI's (at `api_base` when one is given: any OpenAI-compatible server).
     `"openai/responses/o3-pro"` (LiteLLM's spelling) is OpenAI's Responses API, as
-    `"openai_responses/o3-pro"`."""
+    `"openai_responses/o3-pro"`. `"bedrock/converse/<id>"` (LiteLLM's route prefix) is
+    `"bedrock/<id>"`."""
     prefix, sep, rest = model.partition("/")
     if sep and known(prefix):
         if prefix == "openai" and rest.startswith("responses/"):
             return "openai_responses", rest[len("responses/"):]
+        if prefix == "bedrock" and rest.startswith("converse/"):
+            return "bedrock", rest[len("converse/"):]
         return prefix, rest
     return "openai", model

@@ -176,6 +176,14 @@ def response_format(params: dict[str, Any]) -> tuple[str, dict[str, Any] | None]
     return None
 
 
+def json_instruction(fmt: tuple[str, dict[str, Any] | None]) -> str:
+    """The system-prompt instruction standing in for JSON mode where an API has none."""
+    text = "Respond with a single valid JSON value only: no prose, no Markdown code fences."
+    if fmt[1]:
+        text += " It must conform to this JSON schema:\n" + json.dumps(fmt[1], ensure_ascii=False)
+    return text
+
+
 def thinking_budget(params: dict[str, Any]) -> int | None:
     """The thinking budget the caller asked for: from `thinking` ({"type": "enabled",
     "budget_tokens": N}), else `reasoning_effort` (EFFORT_BUDGET). 0 = thinking off; None = unset."""

@@ -22,7 +22,6 @@ Mapping from the OpenAI-style request:
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from . import _convert as cv
@@ -106,18 +105,11 @@ def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return turns
 
 
-def _json_instruction(fmt: tuple[str, dict[str, Any] | None]) -> str:
-    text = "Respond with a single valid JSON value only: no prose, no Markdown code fences."
-    if fmt[1]:
-        text += " It must conform to this JSON schema:\n" + json.dumps(fmt[1], ensure_ascii=False)
-    return text
-
-
 def _system(system_msgs: list[dict[str, Any]], params: dict[str, Any]) -> str | list[dict[str, Any]] | None:
     blocks = [b for m in system_msgs for b in _blocks(m.get("content"))]
     fmt = cv.response_format(params)
     if fmt:
-        blocks.append({"type": "text", "text": _json_instruction(fmt)})
+        blocks.append({"type": "text", "text": cv.json_instruction(fmt)})
     if not blocks:
         return None
     if all(set(b) == {"type", "text"} for b in blocks):

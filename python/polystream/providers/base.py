@@ -17,6 +17,8 @@ class HTTPRequest:
     url: str
     headers: dict[str, str]
     json: Any = None
+    #: The body as bytes, for requests whose signature covers the exact bytes (AWS SigV4).
+    content: bytes | None = None
 
     def __repr__(self) -> str:  # never show credentials
         shown = {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in self.headers.items()}
@@ -24,7 +26,8 @@ class HTTPRequest:
 
 
 #: Headers that carry credentials (lower case); reprs redact them.
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization"})
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization",
+                            "x-amz-security-token"})
 
 
 @dataclass(slots=True)

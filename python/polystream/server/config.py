@@ -179,8 +179,12 @@ class ModelRouter:
         return list(dict.fromkeys(d.model_name for d in self.deployments))
 
     def secrets(self) -> list[str]:
-        """Upstream api keys, for log redaction."""
-        return [str(d.params["api_key"]) for d in self.deployments if d.params.get("api_key")]
+        """Upstream credentials, for log redaction."""
+        return [str(d.params[k]) for d in self.deployments for k in _SECRET_PARAMS if d.params.get(k)]
+
+
+#: litellm_params that hold credentials.
+_SECRET_PARAMS = ("api_key", "aws_secret_access_key", "aws_session_token", "aws_access_key_id")
 
 
 def _deployment(i: int, entry: Any) -> Deployment:
