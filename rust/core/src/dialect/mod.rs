@@ -16,6 +16,7 @@ use crate::chunk::{
 use crate::error::{Error, Result};
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod cohere;
 pub mod gemini;
 pub mod ollama;
@@ -68,6 +69,7 @@ pub const NAMES: &[&str] = &[
     "gemini",
     "cohere",
     "ollama",
+    "bedrock_converse",
 ];
 
 pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
@@ -78,6 +80,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
         "gemini" => Ok(Box::new(gemini::Gemini::default())),
         "cohere" => Ok(Box::new(cohere::Cohere::default())),
         "ollama" => Ok(Box::new(ollama::Ollama::default())),
+        "bedrock_converse" | "bedrock" => Ok(Box::new(bedrock::Bedrock::default())),
         _ => Err(Error::UnknownDialect(name.to_owned())),
     }
 }
