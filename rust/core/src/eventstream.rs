@@ -1,6 +1,7 @@
 //! Incremental AWS eventstream framing (`application/vnd.amazon.eventstream`, Bedrock's streams).
 //!
-//! A message is `[total_len u32][headers_len u32][prelude_crc u32][headers][payload][message_crc u32]`,
+//! A message is
+//! `[total_len u32][headers_len u32][prelude_crc u32][headers][payload][message_crc u32]`,
 //! big-endian; `prelude_crc` is the CRC32 (IEEE) of the first 8 bytes, `message_crc` that of
 //! everything before it. A header is `[name_len u8][name][type u8][value]`.
 //!

@@ -9,7 +9,8 @@
 //!   `reasoning_content`, `.signature` → `reasoning_signature`, and at the block's stop the whole
 //!   block (text and signature) in `thinking_blocks`; `reasoningContent.redactedContent` (base64)
 //!   → a `redacted_thinking` block at its stop. These go back on the next turn as Anthropic's
-//!   blocks do (Bedrock's Claude models verify them). Citations and delta kinds added later are skipped.
+//!   blocks do (Bedrock's Claude models verify them). Citations and delta kinds added later are
+//!   skipped.
 //! - `messageStop` → a chunk with the mapped `stopReason`; it is the terminator.
 //! - `metadata` (after `messageStop`) → a usage chunk without choices, as OpenAI's last chunk.
 //!
@@ -342,5 +343,64 @@ mod tests {
         ] {
             assert_eq!(map_finish_reason(native), want, "{native}");
         }
+    }
+
+    fn blocks(frames: &[(&str, &str)]) -> Vec<ThinkingBlock> {
+        let mut d = Bedrock::default();
+        let mut out = Vec::new();
+        for (event, data) in frames {
+            let frame = Frame {
+                event: event.as_bytes(),
+                data: data.as_bytes(),
+            };
+            d.on_frame(frame, &mut out).unwrap();
+        }
+        out.iter()
+            .flat_map(|c| &c.choices)
+            .filter_map(|ch| ch.delta.thinking_blocks.clone())
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn reasoning_blocks_are_whole_and_in_order() {
+        let delta = "contentBlockDelta";
+        let got = blocks(&[
+            // Redacted content in two pieces is one block.
+            (
+                delta,
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"redactedContent":"QUJD"}}}"#,
+            ),
+            (
+                delta,
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"redactedContent":"REVG"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            // A block whose stop was lost is closed by the next one.
+            (
+                delta,
+                r#"{"contentBlockIndex":1,"delta":{"reasoningContent":{"text":"a"}}}"#,
+            ),
+            (
+                delta,
+                r#"{"contentBlockIndex":2,"delta":{"reasoningContent":{"text":"b"}}}"#,
+            ),
+            (
+                delta,
+                r#"{"contentBlockIndex":2,"delta":{"reasoningContent":{"signature":"c2ln"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":2}"#),
+        ]);
+        let kinds: Vec<_> = got.iter().map(|b| b.kind.as_str()).collect();
+        assert_eq!(kinds, ["redacted_thinking", "thinking", "thinking"]);
+        assert_eq!(got[0].data.as_deref(), Some("QUJDREVG"));
+        assert_eq!(
+            (got[1].thinking.as_deref(), got[1].signature.as_deref()),
+            (Some("a"), None)
+        );
+        assert_eq!(
+            (got[2].thinking.as_deref(), got[2].signature.as_deref()),
+            (Some("b"), Some("c2ln"))
+        );
     }
 }
