@@ -86,6 +86,33 @@ class ErrorsTest < Minitest::Test
     end
   end
 
+  def bedrock_fixture(name)
+    File.binread(File.join(TestPaths::PROJECT_FIXTURES, "providers", "bedrock", "#{name}.eventstream"))
+  end
+
+  def test_corrupt_binary_framing_is_invalid_frame_with_the_answer_so_far
+    body = bedrock_fixture("bedrock_text_multibyte")
+    body.setbyte(-1, body.getbyte(-1) ^ 1) # the last message's CRC
+    N::ChunkDecoder.open("bedrock_converse", accumulate: true) do |dec|
+      error = assert_raises(Polystream::InvalidFrame) { dec.feed(body) }
+      assert_equal "invalid_frame", error.kind
+      assert_equal "eventstream", error.framing
+      assert_equal 6, error.partial.size
+      assert_equal "東京は日本の首都です。 🗼 Café crème brûlée 🍮!",
+                   error.completion["choices"][0]["message"]["content"]
+      assert_raises(Polystream::Poisoned) { dec.feed("x") }
+    end
+  end
+
+  def test_a_bedrock_exception_message_is_a_provider_error
+    N::ChunkDecoder.open("bedrock", accumulate: true) do |dec|
+      error = assert_raises(Polystream::ProviderError) { dec.feed(bedrock_fixture("bedrock_exception_after_content")) }
+      assert_equal "modelStreamErrorException", error.error_type
+      assert_match(/interrupted/, error.message)
+      assert_equal "The first part", error.completion["choices"][0]["message"]["content"]
+    end
+  end
+
   def test_snapshot_needs_accumulate
     N::ChunkDecoder.open("openai_chat") do |dec|
       assert_raises(Polystream::InvalidArgument) { dec.snapshot }

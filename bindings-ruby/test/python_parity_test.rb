@@ -14,7 +14,8 @@ class PythonParityTest < Minitest::Test
     "openai" => "openai_chat", "groq" => "openai_chat", "mistral" => "openai_chat",
     "openai_compatible" => "openai_chat", "deepseek" => "openai_chat", "openrouter" => "openai_chat",
     "together" => "openai_chat", "anthropic" => "anthropic", "gemini" => "gemini",
-    "cohere" => "cohere", "ollama" => "ollama", "openai_responses" => "openai_responses"
+    "cohere" => "cohere", "ollama" => "ollama", "openai_responses" => "openai_responses",
+    "bedrock" => "bedrock_converse"
   }.freeze
 
   PYTHON = <<~PY
@@ -38,8 +39,8 @@ class PythonParityTest < Minitest::Test
     roots = [File.join(TestPaths::PROJECT_FIXTURES, "providers")]
     roots << File.join(TestPaths::SHARED_FIXTURES, "providers") if TestPaths.shared?
     roots.flat_map do |root|
-      Dir[File.join(root, "*", "*.{sse,ndjson,json}")].sort.filter_map do |path|
-        next if path.end_with?(".expected.json")
+      Dir[File.join(root, "*", "*.{sse,ndjson,json,eventstream}")].sort.filter_map do |path|
+        next if path.end_with?(".expected.json", ".frames.json")
 
         dialect = DIALECTS[File.basename(File.dirname(path))]
         [path, dialect] if dialect

@@ -6,6 +6,8 @@ Every exception polystream raises derives from :class:`PolystreamError`::
     ├── StreamDecodeError            the bytes are not a valid stream of the expected format
     │   ├── EventTooLargeError       one event/line grew past ``max_event_size`` (``.limit``)
     │   ├── InvalidChunkError        a payload is not the JSON the dialect expects (``.payload``)
+    │   ├── InvalidFrameError        corrupt binary framing: a CRC mismatch, an impossible length
+    │   │                            (``.framing``, e.g. ``"eventstream"``)
     │   ├── IncompleteStreamError    the stream ended before the provider's terminator
     │   └── DecoderPoisonedError     bytes fed after a fatal error
     ├── ProviderStreamError          the provider reported an error inside the stream
@@ -44,6 +46,7 @@ __all__ = [
     "StreamDecodeError",
     "EventTooLargeError",
     "InvalidChunkError",
+    "InvalidFrameError",
     "IncompleteStreamError",
     "DecoderPoisonedError",
     "ProviderStreamError",
@@ -96,6 +99,13 @@ class InvalidChunkError(StreamDecodeError):
 
     dialect: str
     payload: str
+
+
+class InvalidFrameError(StreamDecodeError):
+    """The binary framing is corrupt (an AWS eventstream CRC mismatch, an impossible length, a
+    malformed header): the bytes are not the stream they claim to be."""
+
+    framing: str
 
 
 class IncompleteStreamError(StreamDecodeError):

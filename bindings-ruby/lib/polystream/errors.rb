@@ -36,6 +36,12 @@ module Polystream
     def payload = detail["payload"]
   end
 
+  # The binary framing is corrupt (an eventstream CRC mismatch, an impossible length, a malformed
+  # header): the bytes are not the stream they claim to be.
+  class InvalidFrame < Error
+    def framing = detail["framing"]
+  end
+
   # The provider reported an error inside the stream.
   class ProviderError < Error
     def error_type = detail["type"]
@@ -178,6 +184,7 @@ module Polystream
   ERROR_KINDS = {
     "event_too_large" => EventTooLarge,
     "invalid_json" => InvalidJSON,
+    "invalid_frame" => InvalidFrame,
     "provider_error" => ProviderError,
     "incomplete" => Incomplete,
     "unknown_dialect" => UnknownDialect,

@@ -48,6 +48,10 @@
 // The handle already failed (a decode error or a caught panic); create a new one. Kind `"poisoned"`.
 #define POLYSTREAM_ERR_POISONED -15
 
+// The binary framing is corrupt (an eventstream CRC mismatch, an impossible length, a malformed
+// header). Kind `"invalid_frame"`.
+#define POLYSTREAM_ERR_INVALID_FRAME -16
+
 // An accumulator handle. Create with `polystream_accumulator_new`, release with
 // `polystream_accumulator_free`. Not thread-safe.
 typedef struct PolystreamAccumulator PolystreamAccumulator;
@@ -187,10 +191,10 @@ int32_t polystream_chunk_decoder_snapshot(PolystreamChunkDecoder *decoder, char 
 int32_t polystream_last_error_code(void);
 
 // The kind of the last failed call on this thread (`"event_too_large"`, `"invalid_json"`,
-// `"provider_error"`, `"incomplete"`, `"unknown_dialect"`, `"poisoned"` — the core's
-// `Error::kind_name()` — or `"null_pointer"`, `"invalid_argument"`, `"panic"`), or NULL if the
-// last call succeeded. Borrowed: valid until the next `polystream_*` call on this thread other than
-// the `polystream_last_error_*` accessors and the `*_free` functions. Do not free.
+// `"invalid_frame"`, `"provider_error"`, `"incomplete"`, `"unknown_dialect"`, `"poisoned"` — the
+// core's `Error::kind_name()` — or `"null_pointer"`, `"invalid_argument"`, `"panic"`), or NULL if
+// the last call succeeded. Borrowed: valid until the next `polystream_*` call on this thread
+// other than the `polystream_last_error_*` accessors and the `*_free` functions. Do not free.
 const char *polystream_last_error_kind(void);
 
 // The human-readable message of the last failed call on this thread, or NULL. Borrowed, as
@@ -199,8 +203,8 @@ const char *polystream_last_error_message(void);
 
 // Structured detail of the last failed call as a JSON object (`{}` when there is none), or NULL
 // if the last call succeeded. Keys by kind: `event_too_large` {limit}; `invalid_json` {dialect,
-// message, payload}; `provider_error` {message, type, code, param, body}; `incomplete` {dialect};
-// `unknown_dialect` {name}. Borrowed, as `polystream_last_error_kind`.
+// message, payload}; `invalid_frame` {framing, message}; `provider_error` {message, type, code,
+// param, body}; `incomplete` {dialect}; `unknown_dialect` {name}. Borrowed, as `polystream_last_error_kind`.
 const char *polystream_last_error_detail(void);
 
 // A new SSE decoder. `max_event_size` bounds one event (its data plus the line being read), in

@@ -32,6 +32,9 @@ pub const POLYSTREAM_ERR_INCOMPLETE: i32 = -13;
 pub const POLYSTREAM_ERR_UNKNOWN_DIALECT: i32 = -14;
 /// The handle already failed (a decode error or a caught panic); create a new one. Kind `"poisoned"`.
 pub const POLYSTREAM_ERR_POISONED: i32 = -15;
+/// The binary framing is corrupt (an eventstream CRC mismatch, an impossible length, a malformed
+/// header). Kind `"invalid_frame"`.
+pub const POLYSTREAM_ERR_INVALID_FRAME: i32 = -16;
 
 /// An error on its way to the caller: a code, a stable kind name, a message and structured detail.
 #[derive(Debug)]
@@ -103,6 +106,10 @@ impl From<CoreError> for FfiError {
             } => (
                 POLYSTREAM_ERR_INVALID_JSON,
                 json!({ "dialect": dialect, "message": message, "payload": payload }),
+            ),
+            CoreError::InvalidFrame { framing, message } => (
+                POLYSTREAM_ERR_INVALID_FRAME,
+                json!({ "framing": framing, "message": message }),
             ),
             CoreError::Provider {
                 message,
@@ -237,10 +244,10 @@ pub extern "C" fn polystream_last_error_code() -> i32 {
 }
 
 /// The kind of the last failed call on this thread (`"event_too_large"`, `"invalid_json"`,
-/// `"provider_error"`, `"incomplete"`, `"unknown_dialect"`, `"poisoned"` — the core's
-/// `Error::kind_name()` — or `"null_pointer"`, `"invalid_argument"`, `"panic"`), or NULL if the
-/// last call succeeded. Borrowed: valid until the next `polystream_*` call on this thread other than
-/// the `polystream_last_error_*` accessors and the `*_free` functions. Do not free.
+/// `"invalid_frame"`, `"provider_error"`, `"incomplete"`, `"unknown_dialect"`, `"poisoned"` — the
+/// core's `Error::kind_name()` — or `"null_pointer"`, `"invalid_argument"`, `"panic"`), or NULL if
+/// the last call succeeded. Borrowed: valid until the next `polystream_*` call on this thread
+/// other than the `polystream_last_error_*` accessors and the `*_free` functions. Do not free.
 #[no_mangle]
 pub extern "C" fn polystream_last_error_kind() -> *const c_char {
     read_last(|e| e.kind.as_ptr(), ptr::null())
@@ -255,8 +262,8 @@ pub extern "C" fn polystream_last_error_message() -> *const c_char {
 
 /// Structured detail of the last failed call as a JSON object (`{}` when there is none), or NULL
 /// if the last call succeeded. Keys by kind: `event_too_large` {limit}; `invalid_json` {dialect,
-/// message, payload}; `provider_error` {message, type, code, param, body}; `incomplete` {dialect};
-/// `unknown_dialect` {name}. Borrowed, as `polystream_last_error_kind`.
+/// message, payload}; `invalid_frame` {framing, message}; `provider_error` {message, type, code,
+/// param, body}; `incomplete` {dialect}; `unknown_dialect` {name}. Borrowed, as `polystream_last_error_kind`.
 #[no_mangle]
 pub extern "C" fn polystream_last_error_detail() -> *const c_char {
     read_last(|e| e.detail.as_ptr(), ptr::null())

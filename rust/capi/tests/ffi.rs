@@ -394,6 +394,32 @@ fn invalid_json_in_the_stream_is_typed() {
 }
 
 #[test]
+fn corrupt_binary_framing_is_typed_and_keeps_the_chunks_before_it() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/providers/bedrock/bedrock_text_multibyte.eventstream"
+    );
+    let mut body = std::fs::read(path).unwrap();
+    *body.last_mut().unwrap() ^= 0x01; // the last message's CRC
+    let name = CString::new("bedrock_converse").unwrap();
+    let d = unsafe {
+        polystream_chunk_decoder_new_with_options(name.as_ptr(), 0, POLYSTREAM_ACCUMULATE)
+    };
+    let (rc, chunks) = chunk_feed(d, &body);
+    assert_eq!(rc, POLYSTREAM_ERR_INVALID_FRAME);
+    assert_eq!(last_kind().as_deref(), Some("invalid_frame"));
+    assert_eq!(last_detail()["framing"], "eventstream");
+    assert!(last_message().contains("message CRC"), "{}", last_message());
+    // Role, four text deltas, the finish: everything before the corrupt `metadata` message.
+    assert_eq!(chunks.as_array().unwrap().len(), 6);
+    assert_eq!(
+        chunk_snapshot(d)["choices"][0]["message"]["content"],
+        "東京は日本の首都です。 🗼 Café crème brûlée 🍮!"
+    );
+    unsafe { polystream_chunk_decoder_free(d) };
+}
+
+#[test]
 fn accumulator_takes_one_chunk_or_an_array_all_or_nothing() {
     let a = polystream_accumulator_new();
     let one = openai_chunk("Hi");

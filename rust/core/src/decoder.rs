@@ -5,6 +5,7 @@ use memchr::memchr;
 use crate::chunk::ChatChunk;
 use crate::dialect::{self, Dialect, Frame, Framing};
 use crate::error::{Error, Result};
+use crate::eventstream::{self, EventStreamDecoder};
 use crate::json_array::{JsonArrayDecoder, ValueScanner};
 use crate::ndjson::NdjsonDecoder;
 use crate::sse::{SseDecoder, DEFAULT_MAX_EVENT_SIZE};
@@ -16,6 +17,7 @@ enum Framer {
     /// [`Framing::SseOrJson`] before the first non-blank byte; the blanks seen so far are held.
     Sniff(Vec<u8>),
     SseRaw(SseRawJson),
+    EventStream(EventStreamDecoder),
 }
 
 pub struct ChunkDecoder {
@@ -38,6 +40,9 @@ impl ChunkDecoder {
                 Framer::JsonArray(JsonArrayDecoder::with_max_size(max_event_size))
             }
             Framing::SseOrJson => Framer::Sniff(Vec::new()),
+            Framing::EventStream => {
+                Framer::EventStream(EventStreamDecoder::with_max_message_size(max_event_size))
+            }
         };
         Ok(ChunkDecoder {
             framer,
@@ -97,6 +102,10 @@ impl ChunkDecoder {
                 })
             }),
             Framer::SseRaw(d) => d.feed(input, &mut on_frame),
+            Framer::EventStream(d) => d.feed(input, |m| match eventstream::event_frame(&m)? {
+                Some(f) => on_frame(f),
+                None => Ok(()),
+            }),
             Framer::Sniff(_) => unreachable!("decided above"),
         }
     }
@@ -117,6 +126,17 @@ impl ChunkDecoder {
             })?,
             Framer::JsonArray(d) => d.finish()?,
             Framer::SseRaw(d) => d.finish(&mut |f: Frame<'_>| dialect.on_frame(f, out))?,
+            Framer::EventStream(d) => {
+                // Part of a message came and the rest never will: the stream was cut, even when
+                // the dialect saw its terminator (Bedrock's usage comes after it). The dialect
+                // still pushes what it holds; the cut is the error reported.
+                if d.finish()? {
+                    let _ = dialect.finish(out);
+                    return Err(Error::Incomplete {
+                        dialect: dialect.name(),
+                    });
+                }
+            }
             Framer::Sniff(_) => {}
         }
         self.dialect.finish(out)

@@ -5,14 +5,20 @@ use std::fmt;
 /// Everything that can go wrong while decoding a stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
-    /// One SSE event (its data plus the line being read) or one NDJSON line grew past the limit.
-    /// Raised instead of buffering without bound.
+    /// One SSE event (its data plus the line being read), NDJSON line or eventstream message grew
+    /// past the limit. Raised instead of buffering without bound.
     EventTooLarge { limit: usize },
     /// A frame's payload is not the JSON the dialect expects.
     InvalidJson {
         dialect: &'static str,
         message: String,
         payload: String,
+    },
+    /// The binary framing is corrupt (a CRC mismatch, an impossible length, a malformed header):
+    /// the bytes are not the stream they claim to be, and no later frame boundary can be trusted.
+    InvalidFrame {
+        framing: &'static str,
+        message: String,
     },
     /// The provider reported an error inside the stream (an `error` event or an `{"error": …}` payload).
     Provider {
@@ -37,6 +43,7 @@ impl Error {
         match self {
             Error::EventTooLarge { .. } => "event_too_large",
             Error::InvalidJson { .. } => "invalid_json",
+            Error::InvalidFrame { .. } => "invalid_frame",
             Error::Provider { .. } => "provider_error",
             Error::Incomplete { .. } => "incomplete",
             Error::UnknownDialect(_) => "unknown_dialect",
@@ -72,6 +79,9 @@ impl fmt::Display for Error {
                     f,
                     "{dialect}: invalid JSON in stream ({message}): {payload}"
                 )
+            }
+            Error::InvalidFrame { framing, message } => {
+                write!(f, "{framing}: invalid frame ({message})")
             }
             Error::Provider {
                 message,

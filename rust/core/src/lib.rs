@@ -5,6 +5,7 @@
 //!
 //! - [`sse::SseDecoder`]: WHATWG-exact Server-Sent Events framing.
 //! - [`ndjson::NdjsonDecoder`]: newline-delimited JSON framing.
+//! - [`eventstream::EventStreamDecoder`]: AWS eventstream binary framing (Bedrock).
 //! - [`json_array::JsonArrayDecoder`]: a streamed JSON array, element by element (Gemini without SSE).
 //! - [`dialect`]: each provider's wire format → normalised [`chunk::ChatChunk`].
 //! - [`decoder::ChunkDecoder`]: framing + dialect.
@@ -18,6 +19,7 @@ pub mod chunk_parser;
 pub mod decoder;
 pub mod dialect;
 pub mod error;
+pub mod eventstream;
 pub mod json_array;
 pub mod ndjson;
 pub mod responses;

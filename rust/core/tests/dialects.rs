@@ -1,7 +1,8 @@
 //! Every dialect over recorded and written streams, under many byte splits.
 //!
 //! - The project's own fixtures (tests/fixtures/providers/<provider>/), each with an
-//!   `.expected.json` sidecar written from the provider's documented format.
+//!   `.expected.json` sidecar written from the provider's documented format (bedrock's binary
+//!   bodies are generated from their `.frames.json` by `encode.py`, checked here too).
 //! - Every recording in ../shared/fixtures/providers/ (when present) for the providers these
 //!   dialects cover: each must decode, the deliberate error recordings to their typed error.
 
@@ -22,17 +23,24 @@ fn dialect_of(dir: &str) -> Option<&'static str> {
         "ollama" => "ollama",
         "openai_responses" => "openai_responses",
         "openai" | "groq" | "mistral" | "openai_compatible" => "openai_chat",
-        _ => return None, // bedrock (binary eventstream): another decoder
+        "bedrock" => "bedrock_converse",
+        _ => return None,
     })
 }
 
+/// The stream bodies in `dir`: not the sidecars, nor bedrock's `.frames.json` sources and their
+/// encoder.
 fn bodies(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            !name.ends_with(".expected.json") && !name.ends_with(".md")
+            [".sse", ".ndjson", ".json", ".eventstream"]
+                .iter()
+                .any(|x| name.ends_with(x))
+                && !name.ends_with(".expected.json")
+                && !name.ends_with(".frames.json")
         })
         .collect();
     files.sort();
@@ -134,6 +142,23 @@ fn project_fixtures_match_their_sidecars() {
     assert!(
         n >= 30,
         "expected the project's provider fixtures, found {n}"
+    );
+}
+
+/// The committed `.eventstream` bodies are what `encode.py` makes of their `.frames.json`.
+#[test]
+fn bedrock_bodies_match_their_sources() {
+    let script = repo_root().join("tests/fixtures/providers/bedrock/encode.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--check")
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} --check failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -278,6 +303,14 @@ fn shared_expectations() -> Vec<(&'static str, Value)> {
             json!({"content": "Hello! 👋", "usage": {
             "prompt_tokens": 55377, "completion_tokens": 91, "total_tokens": 55468,
             "prompt_tokens_details": {"cached_tokens": 55096, "cache_creation_tokens": 0}}}),
+        ),
+        // Bedrock sends no id or model; its usage comes in `metadata`, after `messageStop`.
+        (
+            "bedrock_converse_stream_text.eventstream",
+            json!({"id": "", "model": "", "created": 0, "role": "assistant",
+            "finish_reason": "stop", "native_finish_reason": "end_turn", "tool_calls": [],
+            "usage": {"prompt_tokens": 13, "completion_tokens": 82, "total_tokens": 95},
+            "done": true, "error": null}),
         ),
         (
             "gemini_text.sse",
@@ -538,6 +571,13 @@ fn shared_recordings_in_detail() {
         .content
         .unwrap()
         .ends_with("being useful! 😄"));
+
+    // Bedrock: 29 text deltas, escaped quotes among them.
+    let c = msg("bedrock_converse_stream_text.eventstream")
+        .content
+        .unwrap();
+    assert!(c.starts_with("The capital of France is Paris. Paris is not only the capital city"));
+    assert!(c.ends_with("often referred to as \"The City of Light\" or \"The City of Love.\""));
 
     // Gemini thoughts and their signatures.
     let m = msg("gemini_thinking.sse");

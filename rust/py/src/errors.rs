@@ -8,6 +8,7 @@ fn class_name(e: &Error) -> &'static str {
     match e {
         Error::EventTooLarge { .. } => "EventTooLargeError",
         Error::InvalidJson { .. } => "InvalidChunkError",
+        Error::InvalidFrame { .. } => "InvalidFrameError",
         Error::Provider { .. } => "ProviderStreamError",
         Error::Incomplete { .. } => "IncompleteStreamError",
         Error::UnknownDialect(_) => "UnknownDialectError",
@@ -37,6 +38,7 @@ fn build(py: Python<'_>, e: &Error, items: Option<Bound<'_, PyList>>) -> PyResul
             kw.set_item("dialect", *dialect)?;
             kw.set_item("payload", payload)?;
         }
+        Error::InvalidFrame { framing, .. } => kw.set_item("framing", *framing)?,
         Error::Provider {
             message,
             kind,

@@ -1,5 +1,5 @@
-//! Wire dialects: each turns one provider's frames (SSE events, NDJSON lines or JSON-array
-//! elements) into normalised [`ChatChunk`]s. A new wire format is one module here plus its fixtures.
+//! Wire dialects: each turns one provider's frames (SSE events, NDJSON lines, JSON-array
+//! elements or eventstream events) into normalised [`ChatChunk`]s. A new wire format is one module here plus its fixtures.
 //!
 //! Every dialect maps its provider's finish reason with one function (`map_finish_reason`) onto
 //! OpenAI's values and keeps the raw value in `native_finish_reason`.
@@ -16,6 +16,7 @@ use crate::chunk::{
 use crate::error::{Error, Result};
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod cohere;
 pub mod gemini;
 pub mod ollama;
@@ -32,10 +33,13 @@ pub enum Framing {
     /// Told apart by the first non-blank byte: `[` or `{` is a JSON body, anything else SSE, in
     /// which a bare JSON object at the start of a line is a frame too (Gemini sends both bodies).
     SseOrJson,
+    /// AWS eventstream binary messages ([`crate::eventstream`]); an `event` message is a frame
+    /// named by its `:event-type`, an `exception` or `error` message the provider's error.
+    EventStream,
 }
 
 /// One frame: an SSE event (`event` empty for the default type), an NDJSON line or a JSON-array
-/// element (`event` empty).
+/// element (`event` empty), or an eventstream event (`event` its `:event-type`, `data` its payload).
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     pub event: &'a [u8],
@@ -65,6 +69,7 @@ pub const NAMES: &[&str] = &[
     "gemini",
     "cohere",
     "ollama",
+    "bedrock_converse",
 ];
 
 pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
@@ -75,6 +80,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Dialect>> {
         "gemini" => Ok(Box::new(gemini::Gemini::default())),
         "cohere" => Ok(Box::new(cohere::Cohere::default())),
         "ollama" => Ok(Box::new(ollama::Ollama::default())),
+        "bedrock_converse" | "bedrock" => Ok(Box::new(bedrock::Bedrock::default())),
         _ => Err(Error::UnknownDialect(name.to_owned())),
     }
 }

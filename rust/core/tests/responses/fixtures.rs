@@ -26,6 +26,7 @@ fn chat_fixtures() -> Vec<(PathBuf, &'static str)> {
         ("cohere", "cohere"),
         ("ollama", "ollama"),
         ("openai_responses", "openai_responses"),
+        ("bedrock", "bedrock_converse"),
     ];
     let mut files = Vec::new();
     for (dir, dialect) in DIRS {
@@ -39,7 +40,7 @@ fn chat_fixtures() -> Vec<(PathBuf, &'static str)> {
             let p = e.path();
             if matches!(
                 p.extension().and_then(|x| x.to_str()),
-                Some("sse" | "ndjson")
+                Some("sse" | "ndjson" | "eventstream")
             ) {
                 files.push((p, *dialect));
             }
