@@ -19,10 +19,9 @@ from .conftest import shared
 
 PROVIDERS_DIR = shared("providers")
 
-# Folders in scope. Out of scope: `bedrock/` (binary AWS eventstream; polystream has no Bedrock
-# provider and boto3 is not one of the SDKs this check names).
+# Every folder of the shared recordings.
 FOLDERS = ("openai", "groq", "mistral", "openai_compatible", "anthropic", "gemini", "cohere", "ollama",
-           "openai_responses")
+           "openai_responses", "bedrock")
 
 MODELS = {
     "openai": "gpt-4o-2024-08-06",
@@ -36,6 +35,7 @@ MODELS = {
     "cohere": "command-a-03-2025",
     "ollama": "qwen3:4b",
     "openai_responses": "gpt-5",
+    "bedrock": "us.amazon.nova-micro-v1:0",  # the recording's model
 }
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -659,3 +659,69 @@ def gemini_array_as_sse(body: bytes) -> bytes:
     """The elements of a Gemini JSON-array body (`streamGenerateContent` without `alt=sse`) framed
     the way the same endpoint frames them with `alt=sse` (`data: {json}` + CRLF CRLF)."""
     return b"".join(b"data: " + json.dumps(el, ensure_ascii=False).encode() + b"\r\n\r\n" for el in json.loads(body))
+
+
+# ---------------------------------------------------------------------------------------------
+# bedrock (boto3)
+
+# Converse `stopReason` → OpenAI, as polystream's dialect maps it.
+BEDROCK_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+
+def run_bedrock(server_url: str, model: str) -> Outcome:
+    """boto3: `bedrock-runtime` `converse_stream()` at the replay server (its `endpoint_url`,
+    dummy SigV4 credentials), accumulated here: boto3 decodes the eventstream frames into event
+    dicts and has no accumulator. Text and reasoning text are the deltas joined; tool calls are
+    `contentBlockStart.toolUse` plus its input fragments. Usage: Converse's `inputTokens`, like
+    Anthropic's, excludes cache reads and writes, so prompt_tokens = input + cacheRead +
+    cacheWrite and cached_tokens = cacheRead (when reported)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
+
+    out = Outcome()
+    c = out.choice(0)
+    c.reasoning = ""
+    tools: dict[int, list[Any]] = {}
+    client = boto3.client("bedrock-runtime", endpoint_url=server_url, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test",
+                          config=Config(retries={"max_attempts": 1}))
+    try:
+        response = client.converse_stream(modelId=model, messages=[
+            {"role": m["role"], "content": [{"text": m["content"]}]} for m in MESSAGES])
+        for event in response["stream"]:
+            if "contentBlockStart" in event:
+                e = event["contentBlockStart"]
+                use = e.get("start", {}).get("toolUse")
+                if use:
+                    tools[e["contentBlockIndex"]] = [use["name"], "", use["toolUseId"]]
+            elif "contentBlockDelta" in event:
+                e = event["contentBlockDelta"]
+                d = e["delta"]
+                if "text" in d:
+                    c.text += d["text"]
+                elif "toolUse" in d:
+                    tools[e["contentBlockIndex"]][1] += d["toolUse"].get("input", "")
+                elif "reasoningContent" in d:
+                    c.reasoning += d["reasoningContent"].get("text", "")
+            elif "messageStop" in event:
+                c.raw_finish = event["messageStop"]["stopReason"]
+                c.finish_reason = BEDROCK_FINISH.get(c.raw_finish, "stop")
+            elif "metadata" in event:
+                u = event["metadata"].get("usage") or {}
+                cached, written = u.get("cacheReadInputTokens"), u.get("cacheWriteInputTokens")
+                prompt = u.get("inputTokens", 0) + (cached or 0) + (written or 0)
+                out.usage = _usage(prompt, u.get("outputTokens", 0), prompt + u.get("outputTokens", 0), cached)
+    except (EventStreamError, ClientError, BotoCoreError) as exc:
+        out.error = exc
+    c.tool_calls = [(name, parse_args(args)) for _, (name, args, _id) in sorted(tools.items())]
+    c.tool_call_ids = [call_id for _, (_n, _a, call_id) in sorted(tools.items())]
+    return out

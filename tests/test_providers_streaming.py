@@ -39,6 +39,7 @@ MODELS = {
     "together": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
     "openai_compatible": "Qwen/Qwen3-8B",
     "openai_responses": "gpt-5",
+    "bedrock": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
 }
 PROVIDERS = sorted(MODELS)
 # Fixtures kept in openai/ that another OpenAI-compatible provider sends.
@@ -74,6 +75,9 @@ COVERAGE = {
                          "openai_responses_parallel_tools", "openai_responses_reasoning_summary",
                          "openai_responses_length", "openai_responses_content_filter", "openai_responses_refusal",
                          "openai_responses_error_after_content", "openai_responses_logprobs"],
+    "bedrock": ["bedrock_text_multibyte", "bedrock_tool_single", "bedrock_parallel_tools", "bedrock_reasoning",
+                "bedrock_redacted_reasoning", "bedrock_max_tokens", "bedrock_guardrail",
+                "bedrock_exception_after_content", "bedrock_truncated"],
 }
 # The plain-text fixture of each provider (multi-byte UTF-8, usage, a normal stop).
 TEXT = {p: names[0] for p, names in COVERAGE.items()}
@@ -173,7 +177,8 @@ def _file_case(path: Path) -> Case:
 CASES = [
     _file_case(p)
     for p in sorted(FIXTURES.glob("*/*"))
-    if not p.name.endswith((".expected.json", ".md")) and provider_of(p) in MODELS
+    # Bodies only: not sidecars, notes, nor the sources and script the eventstream bodies are made from.
+    if not p.name.endswith((".expected.json", ".md", ".frames.json", ".py")) and provider_of(p) in MODELS
 ] + [Case(name, prov, body, ct, want) for name, (prov, body, ct, want) in INLINE.items()]
 BY_NAME = {c.name: c for c in CASES}
 
@@ -366,6 +371,8 @@ def check_error(out: Outcome, want: dict[str, Any], error: dict[str, Any]) -> No
         ("openai_responses_error_after_content", polystream.InternalServerError),  # server_error event
         ("openai_responses_truncated", polystream.APIConnectionError),  # no terminal event
         ("anthropic_truncated", polystream.APIConnectionError),  # no message_stop: truncated
+        ("bedrock_exception_after_content", polystream.InternalServerError),  # modelStreamErrorException
+        ("bedrock_truncated", polystream.APIConnectionError),  # no messageStop
     ],
 )
 def test_mid_stream_errors_are_typed(server: ReplayServer, stem: str, cls: type) -> None:
@@ -439,6 +446,12 @@ ERROR_BODIES["openai_compatible"] = {  # vLLM
     "rate": {"object": "error", "message": "Too many requests", "type": "RateLimitError", "param": None, "code": 429},
     "unavailable": {"object": "error", "message": "The server is not ready", "type": "ServiceUnavailableError", "param": None, "code": 503},
 }
+ERROR_BODIES["bedrock"] = {  # the status's kind is also in an x-amzn-errortype header (not sent here)
+    "auth": {"message": "The security token included in the request is invalid."},
+    "context": {"message": "Input is too long for requested model."},
+    "rate": {"message": "Too many requests, please wait before trying again."},
+    "unavailable": {"message": "Bedrock is unable to process your request."},
+}
 KINDS = {
     "auth": (401, polystream.AuthenticationError),
     "context": (400, polystream.ContextWindowExceededError),
@@ -454,6 +467,8 @@ def test_http_error_before_the_first_chunk(server: ReplayServer, provider: str, 
     status, cls = KINDS[kind]
     if provider == "anthropic" and kind == "unavailable":
         status = 529  # Anthropic's "overloaded"
+    if provider == "bedrock" and kind == "auth":
+        status = 403  # AWS answers bad credentials with 403
     headers = {"retry-after": "7"} if kind == "rate" else None
     base = serve(server, provider, Reply.error(status, ERROR_BODIES[provider][kind], headers=headers))
     out = run(mode, provider, base)
@@ -551,6 +566,13 @@ def test_request_received_is_the_providers_format(server: ReplayServer, provider
         assert req.path == "/api/chat" and h["authorization"] == "Bearer key-123"
         assert body["messages"] == MESSAGES and body["stream"] is True and body["model"] == model
         assert body["tools"] == [WEATHER] and body["options"] == {"temperature": 0.2, "num_predict": 64}
+    elif provider == "bedrock":
+        assert req.path == f"/model/{model.replace(':', '%3A')}/converse-stream"  # the id URL-encoded
+        assert h["authorization"] == "Bearer key-123"  # a Bedrock API key
+        assert body["system"] == [{"text": "Be brief."}] and body["messages"] == [{"role": "user", "content": [{"text": "Hi"}]}]
+        assert body["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.2}
+        assert body["toolConfig"] == {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {
+            "json": WEATHER["function"]["parameters"]}}}], "toolChoice": {"auto": {}}}
     elif provider == "openai_responses":
         assert req.path == "/v1/responses" and h["authorization"] == "Bearer key-123"
         assert body["input"] == MESSAGES and body["stream"] is True and body["model"] == model

@@ -11,10 +11,10 @@
    tool calls (names and parsed arguments), mapped and raw finish reasons, usage, and error.
 3. The OpenAI `.expected.json` sidecars (openai-python's own test snapshots) match exactly.
 
-Scope: the folders in sdk_parity_support.FOLDERS (`openai_responses/` through polystream's
-`openai_responses` provider and the openai SDK's `responses.stream()`). `bedrock/` (AWS binary
-eventstream: no polystream provider, and boto3 is not one of the SDKs checked here) is out of scope.
-Everything skips when the shared fixtures are absent.
+Scope: every folder (sdk_parity_support.FOLDERS): `openai_responses/` through polystream's
+`openai_responses` provider and the openai SDK's `responses.stream()`, `bedrock/` through the
+`bedrock` provider and boto3's `converse_stream()`. Everything skips when the shared fixtures are
+absent.
 """
 
 from __future__ import annotations
@@ -256,6 +256,7 @@ SDK_PACKAGES = {
     "cohere": ("cohere", "cohere"),
     "ollama": ("ollama", "ollama"),
     "openai_responses": ("openai", "openai"),
+    "bedrock": ("boto3", "boto3"),
 }
 
 
@@ -294,6 +295,7 @@ def _run_sdk(server: ReplayServer, rec: S.Recording) -> S.Outcome:
         "gemini": S.run_gemini,
         "cohere": S.run_cohere,
         "ollama": S.run_ollama,
+        "bedrock": S.run_bedrock,
     }[rec.provider]
     return runner(server.url, model)  # each SDK adds its own path to the bare server URL
 
@@ -342,7 +344,7 @@ def test_sdk_parity(server: ReplayServer, rec: S.Recording) -> None:
 def test_sdk_parity_covers_every_provider() -> None:
     providers = {r.provider for r in RECORDINGS}
     assert providers <= {"openai", "deepseek", "openrouter", "openai_compatible", "groq", "mistral",
-                         "anthropic", "gemini", "cohere", "ollama", "openai_responses"}
+                         "anthropic", "gemini", "cohere", "ollama", "openai_responses", "bedrock"}
     assert providers <= set(SDK_PACKAGES)
 
 
