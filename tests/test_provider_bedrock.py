@@ -80,6 +80,7 @@ class TestEndpointAndCredentials:
     def test_model_spellings(self) -> None:
         assert split_model(f"bedrock/{MODEL}") == ("bedrock", MODEL)
         assert split_model(f"bedrock/converse/{MODEL}") == ("bedrock", MODEL)
+        assert split_model(f"bedrock/invoke/{MODEL}") == ("bedrock", MODEL)
 
     @pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEXAMPLETOKEN"])
     def test_sigv4_matches_botocore(self, token: str | None) -> None:

@@ -38,13 +38,14 @@ def split_model(model: str) -> tuple[str, str]:
     """`"anthropic/claude-x"` → ("anthropic", "claude-x"). A model without a known provider prefix
     is OpenAI's (at `api_base` when one is given: any OpenAI-compatible server).
     `"openai/responses/o3-pro"` (LiteLLM's spelling) is OpenAI's Responses API, as
-    `"openai_responses/o3-pro"`. `"bedrock/converse/<id>"` (LiteLLM's route prefix) is
-    `"bedrock/<id>"`."""
+    `"openai_responses/o3-pro"`. `"bedrock/converse/<id>"` and `"bedrock/invoke/<id>"` (LiteLLM's
+    route prefixes) are `"bedrock/<id>"`: Converse serves every model InvokeModel does, from the
+    same chat arguments."""
     prefix, sep, rest = model.partition("/")
     if sep and known(prefix):
         if prefix == "openai" and rest.startswith("responses/"):
             return "openai_responses", rest[len("responses/"):]
-        if prefix == "bedrock" and rest.startswith("converse/"):
-            return "bedrock", rest[len("converse/"):]
+        if prefix == "bedrock" and rest.startswith(("converse/", "invoke/")):
+            return "bedrock", rest.partition("/")[2]
         return prefix, rest
     return "openai", model
