@@ -43,6 +43,7 @@ test-rust:
 test-python:
 	$(PY) -m pytest
 	$(PY) -m mypy.stubtest polystream._core
+	$(PY) -m mypy python/polystream
 
 test-ruby:
 	@if [ -d bindings-ruby ]; then \
