@@ -40,10 +40,11 @@ MODELS = {
     "openai_compatible": "Qwen/Qwen3-8B",
     "openai_responses": "gpt-5",
     "bedrock": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "azure": "gpt-41-prod",  # a deployment name
 }
 PROVIDERS = sorted(MODELS)
 # Fixtures kept in openai/ that another OpenAI-compatible provider sends.
-_PREFIX = {"mistral_": "mistral", "openrouter_": "openrouter", "tgi_": "openai_compatible", "vllm_": "openai_compatible"}
+_PREFIX = {"azure_": "azure", "mistral_": "mistral", "openrouter_": "openrouter", "tgi_": "openai_compatible", "vllm_": "openai_compatible"}
 
 # What each provider's fixtures must cover (a guard against the matrix silently shrinking).
 # The in-band mid-stream error is listed where the provider has one; every provider also gets a
@@ -78,6 +79,8 @@ COVERAGE = {
     "bedrock": ["bedrock_text_multibyte", "bedrock_tool_single", "bedrock_parallel_tools", "bedrock_reasoning",
                 "bedrock_redacted_reasoning", "bedrock_max_tokens", "bedrock_guardrail",
                 "bedrock_exception_after_content", "bedrock_truncated"],
+    "azure": ["azure_prompt_filter", "azure_tool_single", "azure_parallel_tools", "azure_length_usage",
+              "azure_content_filter"],
 }
 # The plain-text fixture of each provider (multi-byte UTF-8, usage, a normal stop).
 TEXT = {p: names[0] for p, names in COVERAGE.items()}
@@ -392,6 +395,17 @@ _OAI_LIKE = {
     "unavailable": {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "code": None}},
 }
 ERROR_BODIES: dict[str, dict[str, Any]] = {p: _OAI_LIKE for p in ("openai", "groq", "deepseek", "openai_responses")}
+ERROR_BODIES["azure"] = {
+    "auth": {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. "
+                       "Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}},
+    "context": {"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 131000 tokens. "
+                          "Please reduce the length of the messages.", "type": "invalid_request_error", "param": "messages",
+                          "code": "context_length_exceeded"}},
+    "rate": {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+                       "2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 7 seconds."}},
+    "unavailable": {"error": {"code": "ServiceUnavailable", "message": "The service is temporarily unable to process your request. "
+                              "Please try again later."}},
+}
 ERROR_BODIES["anthropic"] = {
     "auth": {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
     "context": {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}},
@@ -573,6 +587,11 @@ def test_request_received_is_the_providers_format(server: ReplayServer, provider
         assert body["inferenceConfig"] == {"maxTokens": 64, "temperature": 0.2}
         assert body["toolConfig"] == {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {
             "json": WEATHER["function"]["parameters"]}}}], "toolChoice": {"auto": {}}}
+    elif provider == "azure":
+        assert req.path == "/openai/v1/chat/completions" and h["api-key"] == "key-123" and "authorization" not in h
+        assert body["messages"] == MESSAGES and body["stream"] is True and body["model"] == model
+        assert (body["tools"], body["tool_choice"], body["temperature"], body["max_tokens"]) == ([WEATHER], "auto", 0.2, 64)
+        assert body["stream_options"] == {"include_usage": True}
     elif provider == "openai_responses":
         assert req.path == "/v1/responses" and h["authorization"] == "Bearer key-123"
         assert body["input"] == MESSAGES and body["stream"] is True and body["model"] == model

@@ -20,7 +20,8 @@ def _table() -> dict[str, dict[str, dict[str, float]]]:
 
 
 # Providers that bill at another's prices (the same models behind another endpoint).
-_SAME_PRICES = {"openai_responses": "openai"}
+# Azure's deployments are priced by the model they run: found when named after it.
+_SAME_PRICES = {"openai_responses": "openai", "azure": "openai"}
 
 
 # Bedrock's cross-region inference profiles prefix the model id with where they route.

@@ -11,9 +11,10 @@ from .base import ChatRequest, HTTPRequest, Provider
 
 __all__ = ["ChatRequest", "HTTPRequest", "Provider", "provider_class", "split_model", "NATIVE"]
 
-#: Providers with a wire format of their own: module name under polystream.providers.
+#: Providers with a module of their own (a wire format, or URLs and auth of their own): module
+#: name under polystream.providers.
 NATIVE = {"anthropic": "anthropic", "gemini": "gemini", "cohere": "cohere", "ollama": "ollama",
-          "openai_responses": "openai_responses", "bedrock": "bedrock"}
+          "openai_responses": "openai_responses", "bedrock": "bedrock", "azure": "azure"}
 
 
 @cache

@@ -46,6 +46,12 @@ class OpenAICompatible(Provider):
     config: ClassVar[Compat]
 
     def build_request(self, req: ChatRequest, *, stream: bool) -> HTTPRequest:
+        headers = {"accept": "text/event-stream" if stream else "application/json"}
+        return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers, bearer=True),
+                           self.body(req, stream=stream))
+
+    def body(self, req: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The request body: the caller's parameters as they are, plus what streaming needs."""
         body: dict[str, Any] = {"model": req.model, "messages": req.messages, **req.params}
         extra = body.pop("extra_body", None)  # the openai SDK's convention: merged into the body
         if isinstance(extra, dict):
@@ -61,8 +67,7 @@ class OpenAICompatible(Provider):
             body["stream_options"] = opts
         elif not stream or not self.config.stream_options:
             body.pop("stream_options", None)
-        headers = {"accept": "text/event-stream" if stream else "application/json"}
-        return HTTPRequest("POST", f"{self.api_base}/chat/completions", self.headers(headers, bearer=True), body)
+        return body
 
     def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
         return chunks_from_completion_body(body), "openai_chat"

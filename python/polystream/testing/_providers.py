@@ -34,6 +34,8 @@ PROVIDER_ROUTES: dict[str, ProviderRoutes] = {
     "cohere": ProviderRoutes("", ("/v2/chat",)),
     "ollama": ProviderRoutes("", ("/api/chat",)),
     "bedrock": ProviderRoutes("", ("/model/*/converse-stream", "/model/*/invoke-with-response-stream")),
+    # Azure OpenAI: the v1 API and the dated deployments API.
+    "azure": ProviderRoutes("", ("/openai/v1/chat/completions", "/openai/deployments/*/chat/completions")),
 }
 
 # The path (after base_url) a client posts to for one streaming call; for tests and demos.
@@ -52,6 +54,7 @@ STREAM_PATHS: dict[str, str] = {
     "cohere": "/v2/chat",
     "ollama": "/api/chat",
     "bedrock": "/model/us.amazon.nova-micro-v1:0/converse-stream",
+    "azure": "/openai/v1/chat/completions",
 }
 
 
