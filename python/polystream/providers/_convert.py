@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import errors
@@ -72,6 +72,24 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
     system = [m for m in messages if m.get("role") in SYSTEM_ROLES]
     rest = [m for m in messages if m.get("role") not in SYSTEM_ROLES]
     return system, rest
+
+
+def alternating_turns(
+    messages: list[dict[str, Any]], blocks_of: Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]]]
+) -> list[dict[str, Any]]:
+    """Messages (without system ones) as `{"role", "content": [blocks]}` turns, for APIs whose
+    turns alternate strictly (Anthropic, Bedrock): `blocks_of` gives a message's (role, blocks);
+    consecutive turns of one role are merged (tool results join the user turn), empty ones dropped."""
+    turns: list[dict[str, Any]] = []
+    for msg in messages:
+        role, blocks = blocks_of(msg)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += blocks
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
 
 
 def tool_call_names(messages: list[dict[str, Any]]) -> dict[str, str]:

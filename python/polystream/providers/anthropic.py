@@ -81,23 +81,18 @@ def _tool_result(msg: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+def _turn_blocks(msg: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    role = msg.get("role")
+    if role == "assistant":
+        return "assistant", _assistant_blocks(msg)
+    if role in ("tool", "function"):
+        return "user", [_tool_result(msg)]
+    return "user", _blocks(msg.get("content"))
+
+
 def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """OpenAI messages (without system ones) → Anthropic turns, same-role turns merged."""
-    turns: list[dict[str, Any]] = []
-    for msg in messages:
-        role = msg.get("role")
-        if role == "assistant":
-            blocks, role = _assistant_blocks(msg), "assistant"
-        elif role in ("tool", "function"):
-            blocks, role = [_tool_result(msg)], "user"
-        else:
-            blocks, role = _blocks(msg.get("content")), "user"
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks
-        else:
-            turns.append({"role": role, "content": blocks})
+    turns = cv.alternating_turns(messages, _turn_blocks)
     for t in turns:  # a lone plain text block reads better (and is smaller) as a string
         c = t["content"]
         if len(c) == 1 and c[0].get("type") == "text" and set(c[0]) == {"type", "text"}:

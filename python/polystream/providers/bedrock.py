@@ -129,28 +129,23 @@ def _tool_result(msg: dict[str, Any]) -> dict[str, Any]:
     return {"toolResult": {"toolUseId": msg.get("tool_call_id"), "content": inner}}
 
 
+def _turn_blocks(msg: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    role = msg.get("role")
+    if role == "assistant":
+        blocks = _reasoning_blocks(msg) + _blocks(msg.get("content"))
+        for tc in msg.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            blocks.append({"toolUse": {"toolUseId": tc.get("id"), "name": fn.get("name"),
+                                       "input": cv.arguments(_NAME, tc)}})
+        return "assistant", blocks
+    if role in ("tool", "function"):
+        return "user", [_tool_result(msg)]
+    return "user", _blocks(msg.get("content"))
+
+
 def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """OpenAI messages (without system ones) → Converse turns, same-role turns merged."""
-    turns: list[dict[str, Any]] = []
-    for msg in messages:
-        role = msg.get("role")
-        if role == "assistant":
-            blocks = _reasoning_blocks(msg) + _blocks(msg.get("content"))
-            for tc in msg.get("tool_calls") or ():
-                fn = tc.get("function") or {}
-                blocks.append({"toolUse": {"toolUseId": tc.get("id"), "name": fn.get("name"),
-                                           "input": cv.arguments(_NAME, tc)}})
-        elif role in ("tool", "function"):
-            blocks, role = [_tool_result(msg)], "user"
-        else:
-            blocks, role = _blocks(msg.get("content")), "user"
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks
-        else:
-            turns.append({"role": role, "content": blocks})
-    return turns
+    return cv.alternating_turns(messages, _turn_blocks)
 
 
 def _tool_config(params: dict[str, Any], turns: list[dict[str, Any]]) -> dict[str, Any] | None:
