@@ -788,3 +788,42 @@ def test_request_repr_redacts_credentials(caplog: pytest.LogCaptureFixture) -> N
         assert SECRET not in r.url
         logging.getLogger("test").debug("request %r via %r", r, p)
     assert SECRET not in caplog.text
+
+
+class _Capture(httpx.BaseTransport):
+    """Records the request body and answers with an empty stream (the body is all we need)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.read()))
+        return httpx.Response(200, stream=httpx.ByteStream(b"data: [DONE]\n\n"),
+                              headers={"content-type": "text/event-stream"})
+
+
+def _sent(model: str, **kw: Any) -> dict[str, Any]:
+    capture = _Capture()
+    with httpx.Client(transport=capture) as client:
+        list(polystream.completion(model, [{"role": "user", "content": "x"}], stream=True, client=client,
+                                   api_key="k", **kw))
+    (body,) = capture.bodies
+    return body
+
+
+def test_drop_params_leaves_out_what_reasoning_models_reject() -> None:
+    asked = dict(temperature=0.2, top_p=0.9, presence_penalty=0.5, logprobs=True, top_logprobs=2, seed=7, max_tokens=9)
+    body = _sent("openai/o3-mini", drop_params=True, **asked)
+    assert not {"temperature", "top_p", "presence_penalty", "logprobs", "top_logprobs", "drop_params"} & set(body)
+    assert (body["seed"], body["max_completion_tokens"]) == (7, 9)
+    assert _sent("openai/gpt-5", drop_params=True, temperature=1)["temperature"] == 1  # the default is accepted
+    # Other models keep everything; without drop_params nothing is dropped, and the switch is never sent.
+    assert {"temperature", "presence_penalty", "logprobs"} <= set(_sent("openai/gpt-4.1", drop_params=True, **asked))
+    body = _sent("openai/o3-mini", **asked)
+    assert body["temperature"] == 0.2 and "drop_params" not in body
+
+
+def test_additional_drop_params_names_what_to_leave_out() -> None:
+    body = _sent("groq/llama-3.3-70b-versatile", additional_drop_params=["seed", "user"], seed=3, user="u", top_p=0.5)
+    assert "seed" not in body and "user" not in body and body["top_p"] == 0.5
+    assert "additional_drop_params" not in body

@@ -105,6 +105,16 @@ def test_bedrock_credentials_in_a_deployment_are_secrets() -> None:
     assert set(cfg.secrets()) >= set(env.values())  # masked in every log line
 
 
+def test_litellm_drop_params_holds_for_every_deployment() -> None:
+    raw = {"litellm_settings": {"drop_params": True}, "model_list": [
+        {"model_name": "a", "litellm_params": {"model": "openai/o3"}},
+        {"model_name": "b", "litellm_params": {"model": "openai/o3", "drop_params": False}}]}
+    cfg = parse_config(raw, {})
+    assert cfg.models.resolve("a")[1]["drop_params"] is True
+    assert cfg.models.resolve("b")[1]["drop_params"] is False  # a deployment's own setting wins
+    assert "drop_params" not in parse_config({"model_list": raw["model_list"][:1]}, {}).models.resolve("a")[1]
+
+
 def test_unset_secret_reference_is_an_error() -> None:
     with pytest.raises(ConfigError, match="MISSING_MK"):
         parse_config({"general_settings": {"master_key": "os.environ/MISSING_MK"}}, {})

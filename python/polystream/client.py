@@ -86,7 +86,11 @@ def _resolve(model: str | Mapping[str, Any], messages: list[dict[str, Any]], kw:
         fake_stream=bool(settings.pop("fake_stream", False)),
         mock_response=settings.pop("mock_response", None),
     )
-    call.request.params = {k: v for k, v in settings.items() if v is not None}
+    # LiteLLM's switches: never sent; they say which parameters not to send.
+    drop = bool(settings.pop("drop_params", False))
+    named = set(settings.pop("additional_drop_params", None) or ())
+    params = {k: v for k, v in settings.items() if v is not None and k not in named}
+    call.request.params = provider.drop_unsupported(model_name, params) if drop else params
     return call
 
 
@@ -197,7 +201,9 @@ def completion(
     (`temperature`, `max_tokens`, `tools`, `tool_choice`, `stop`, `response_format`,
     `reasoning_effort`, `stream_options`, …) and `api_key`, `api_base`, `extra_headers`,
     `connect_timeout`, `idle_timeout` (longest wait for bytes, between chunks too; `timeout` is an
-    alias), `max_duration` (whole stream), `include_cost`, `fake_stream`, `mock_response`.
+    alias), `max_duration` (whole stream), `include_cost`, `fake_stream`, `mock_response`, and
+    LiteLLM's `drop_params=True` (leave out what the model is known to reject, e.g. `temperature`
+    on OpenAI's reasoning models) and `additional_drop_params=[names]`.
     """
     retry = _Retry(num_retries, retry_backoff, max_backoff)
     http = client or sync_client()

@@ -88,6 +88,11 @@ class Provider:
     def build_request(self, req: ChatRequest, *, stream: bool) -> HTTPRequest:
         raise NotImplementedError
 
+    def drop_unsupported(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` without those `model` is known to reject (`drop_params=True`). Native
+        providers already leave out what their API has no field for; this is for the rest."""
+        return params
+
     def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
         """Fake streaming: a non-streaming answer's body as (the streaming body that would have
         carried it, the dialect that reads that body)."""

@@ -40,6 +40,11 @@ CONFIGS: dict[str, Compat] = {
 }
 
 
+#: What OpenAI's reasoning models answer with a 400 ("Unsupported parameter"/"Unsupported value");
+#: `temperature` and `top_p` only when not their default of 1.
+_REASONING_REJECTS = frozenset({"presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias"})
+
+
 class OpenAICompatible(Provider):
     dialect: ClassVar[str] = "openai_chat"
     can_fake_stream: ClassVar[bool] = True
@@ -68,6 +73,12 @@ class OpenAICompatible(Provider):
         elif not stream or not self.config.stream_options:
             body.pop("stream_options", None)
         return body
+
+    def drop_unsupported(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        if not model.startswith(self.config.completion_tokens_models or ("\0",)):
+            return params
+        return {k: v for k, v in params.items()
+                if k not in _REASONING_REJECTS and not (k in ("temperature", "top_p") and v != 1)}
 
     def replay_as_stream(self, body: bytes) -> tuple[bytes, str]:
         return chunks_from_completion_body(body), "openai_chat"

@@ -136,12 +136,13 @@ class ModelRouter:
         self._turn = itertools.count()  # round-robin over deployments (thread-safe enough: GIL)
 
     @classmethod
-    def from_model_list(cls, model_list: Any) -> ModelRouter:
+    def from_model_list(cls, model_list: Any, defaults: Mapping[str, Any] | None = None) -> ModelRouter:
+        """Deployments from LiteLLM's `model_list`; `defaults` are params each gets unless it sets them."""
         if model_list is None:
             return cls([])
         if not isinstance(model_list, list):
             raise ConfigError("model_list must be a list")
-        return cls([_deployment(i, entry) for i, entry in enumerate(model_list)])
+        return cls([_deployment(i, entry, defaults or {}) for i, entry in enumerate(model_list)])
 
     def _group(self, name: str) -> list[Deployment]:
         group = self._exact.get(name)
@@ -187,12 +188,12 @@ class ModelRouter:
 _SECRET_PARAMS = ("api_key", "aws_secret_access_key", "aws_session_token", "aws_access_key_id")
 
 
-def _deployment(i: int, entry: Any) -> Deployment:
+def _deployment(i: int, entry: Any, defaults: Mapping[str, Any]) -> Deployment:
     where = f"model_list[{i}]"
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must be a mapping")
     name = entry.get("model_name")
-    params = dict(entry.get("litellm_params") or {})
+    params = {**defaults, **(entry.get("litellm_params") or {})}
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.model_name must be a non-empty string")
     model = params.pop("model", None) or name
@@ -367,7 +368,9 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -
     if missing:
         raise ConfigError(f"polystream.owner_secret refers to unset environment variable {missing[0]}")
 
-    router = ModelRouter.from_model_list(resolve_env(raw.get("model_list"), env))
+    # LiteLLM's global drop_params holds for every deployment that does not say otherwise.
+    defaults = {"drop_params": True} if litellm.get("drop_params") else {}
+    router = ModelRouter.from_model_list(resolve_env(raw.get("model_list"), env), defaults)
     background = _background(resolve_env(litellm, env), resolve_env(raw.get("responses"), env),
                              resolve_env(own.get("background"), env))
     store = _store(resolve_env(litellm, env), resolve_env(own.get("store"), env), env)
