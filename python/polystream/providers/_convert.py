@@ -75,10 +75,11 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
 
 
 def alternating_turns(
-    messages: list[dict[str, Any]], blocks_of: Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]]]
+    messages: list[dict[str, Any]], blocks_of: Callable[[dict[str, Any]], tuple[str, list[dict[str, Any]]]],
+    key: str = "content",
 ) -> list[dict[str, Any]]:
-    """Messages (without system ones) as `{"role", "content": [blocks]}` turns, for APIs whose
-    turns alternate strictly (Anthropic, Bedrock): `blocks_of` gives a message's (role, blocks);
+    """Messages (without system ones) as `{"role", key: [blocks]}` turns, for APIs whose turns
+    alternate strictly (Anthropic, Bedrock, Gemini): `blocks_of` gives a message's (role, blocks);
     consecutive turns of one role are merged (tool results join the user turn), empty ones dropped."""
     turns: list[dict[str, Any]] = []
     for msg in messages:
@@ -86,9 +87,9 @@ def alternating_turns(
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks
+            turns[-1][key] += blocks
         else:
-            turns.append({"role": role, "content": blocks})
+            turns.append({"role": role, key: blocks})
     return turns
 
 

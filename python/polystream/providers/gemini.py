@@ -139,22 +139,16 @@ def _function_response(msg: dict[str, Any], names: dict[str, str]) -> dict[str, 
 def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """OpenAI messages (without system ones) → Gemini `contents`."""
     names = cv.tool_call_names(messages)
-    contents: list[dict[str, Any]] = []
-    for msg in messages:
+
+    def parts_of(msg: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         role = msg.get("role")
         if role == "assistant":
-            parts, role = _model_parts(msg), "model"
-        elif role in ("tool", "function"):
-            parts, role = [_function_response(msg, names)], "user"
-        else:
-            parts, role = _parts(msg.get("content")), "user"
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"] += parts
-        else:
-            contents.append({"role": role, "parts": parts})
-    return contents
+            return "model", _model_parts(msg)
+        if role in ("tool", "function"):
+            return "user", [_function_response(msg, names)]
+        return "user", _parts(msg.get("content"))
+
+    return cv.alternating_turns(messages, parts_of, key="parts")
 
 
 def _tools(params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
