@@ -194,6 +194,27 @@ pub struct ThinkingBlock {
     pub data: Option<String>,
 }
 
+impl ThinkingBlock {
+    /// A signed thinking block: its text and the signature that lets it be sent back.
+    pub fn thinking(text: String, signature: Option<String>) -> Self {
+        ThinkingBlock {
+            kind: "thinking".to_owned(),
+            thinking: Some(text),
+            signature,
+            data: None,
+        }
+    }
+
+    /// An encrypted block with no text, returned as it came.
+    pub fn redacted(data: String) -> Self {
+        ThinkingBlock {
+            kind: "redacted_thinking".to_owned(),
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+}
+
 /// Wire form of [`Delta`]: identical but for `content`, which may be a string or a list of parts.
 #[derive(Deserialize)]
 struct WireDelta {

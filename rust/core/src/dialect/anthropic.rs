@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use super::{ended, non_empty, tool_delta};
 use super::{
-    finish_choice, parse_json, provider_error, usage, with_cached, Dialect, Frame, Framing, Meta,
+    finish_choice, parse_json, provider_error, usage_beside_cache, Dialect, Frame, Framing, Meta,
 };
 use crate::chunk::{ChatChunk, Delta, ThinkingBlock, Usage};
 use crate::error::Result;
@@ -174,8 +174,7 @@ impl Anthropic {
     fn usage(&self, output: u64) -> Usage {
         let u = &self.input;
         let (read, write) = (u.cache_read_input_tokens, u.cache_creation_input_tokens);
-        let prompt = u.input_tokens.unwrap_or(0) + read.unwrap_or(0) + write.unwrap_or(0);
-        with_cached(usage(prompt, output, None), read, write)
+        usage_beside_cache(u.input_tokens, output, read, write)
     }
 
     fn on_block_start(&mut self, index: u32, block: WireBlock<'_>, out: &mut Vec<ChatChunk>) {
@@ -236,11 +235,7 @@ impl Anthropic {
                 }
             }
             "redacted_thinking" => {
-                let block = ThinkingBlock {
-                    kind: "redacted_thinking".to_owned(),
-                    data: Some(block.data.unwrap_or_default()),
-                    ..Default::default()
-                };
+                let block = ThinkingBlock::redacted(block.data.unwrap_or_default());
                 self.emit_block(block, out);
                 Block::Other
             }
@@ -294,12 +289,8 @@ impl Anthropic {
                 self.emit(tool_delta(tool, None, None, "{}".to_owned()), out);
             }
             Some(Block::Thinking) if !self.thinking.is_empty() || self.signature.is_some() => {
-                let block = ThinkingBlock {
-                    kind: "thinking".to_owned(),
-                    thinking: Some(std::mem::take(&mut self.thinking)),
-                    signature: self.signature.take(),
-                    data: None,
-                };
+                let text = std::mem::take(&mut self.thinking);
+                let block = ThinkingBlock::thinking(text, self.signature.take());
                 self.emit_block(block, out);
             }
             _ => {}

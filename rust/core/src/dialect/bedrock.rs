@@ -19,7 +19,7 @@
 
 use serde::Deserialize;
 
-use super::{finish_choice, non_empty, parse_json, tool_delta, usage, with_cached};
+use super::{finish_choice, non_empty, parse_json, tool_delta, usage_beside_cache};
 use super::{Dialect, Frame, Framing, Meta};
 use crate::chunk::{ChatChunk, Delta, ThinkingBlock};
 use crate::error::Result;
@@ -206,19 +206,10 @@ impl Bedrock {
         };
         let mut blocks = Vec::new();
         if !r.text.is_empty() || r.signature.is_some() {
-            blocks.push(ThinkingBlock {
-                kind: "thinking".to_owned(),
-                thinking: Some(r.text),
-                signature: r.signature,
-                data: None,
-            });
+            blocks.push(ThinkingBlock::thinking(r.text, r.signature));
         }
         if let Some(data) = r.redacted {
-            blocks.push(ThinkingBlock {
-                kind: "redacted_thinking".to_owned(),
-                data: Some(data),
-                ..Default::default()
-            });
+            blocks.push(ThinkingBlock::redacted(data));
         }
         if !blocks.is_empty() {
             let delta = Delta {
@@ -241,17 +232,13 @@ impl Bedrock {
         }
     }
 
-    /// Bedrock's `inputTokens`, like Anthropic's `input_tokens`, leave out the cache reads and
-    /// writes; OpenAI's `prompt_tokens` include `cached_tokens`.
     fn on_usage(&self, u: WireUsage, out: &mut Vec<ChatChunk>) {
-        let (read, write) = (u.cache_read_input_tokens, u.cache_write_input_tokens);
-        let prompt = u.input_tokens.unwrap_or(0) + read.unwrap_or(0) + write.unwrap_or(0);
-        let output = u.output_tokens.unwrap_or(0);
         let mut chunk = self.meta.chunk(Vec::new());
-        chunk.usage = Some(Box::new(with_cached(
-            usage(prompt, output, None),
-            read,
-            write,
+        chunk.usage = Some(Box::new(usage_beside_cache(
+            u.input_tokens,
+            u.output_tokens.unwrap_or(0),
+            u.cache_read_input_tokens,
+            u.cache_write_input_tokens,
         )));
         out.push(chunk);
     }

@@ -287,6 +287,18 @@ pub(crate) fn with_cached(mut u: Usage, cached: Option<u64>, cache_creation: Opt
     u
 }
 
+/// Usage from an API whose input count leaves out the cache reads and writes (Anthropic's
+/// `input_tokens`, Bedrock's `inputTokens`), where OpenAI's `prompt_tokens` include them.
+pub(crate) fn usage_beside_cache(
+    input: Option<u64>,
+    output: u64,
+    read: Option<u64>,
+    write: Option<u64>,
+) -> Usage {
+    let prompt = input.unwrap_or(0) + read.unwrap_or(0) + write.unwrap_or(0);
+    with_cached(usage(prompt, output, None), read, write)
+}
+
 pub(crate) fn with_reasoning(mut u: Usage, reasoning: Option<u64>) -> Usage {
     if reasoning.is_some() {
         u.completion_tokens_details = Some(CompletionTokensDetails {
