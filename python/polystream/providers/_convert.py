@@ -53,6 +53,14 @@ def image_url(part: dict[str, Any]) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def media_url(part: dict[str, Any]) -> str | None:
+    """The URL of an image part, or the data URL of a `file` part (`{"file": {"file_data"}}`)."""
+    url = image_url(part)
+    if url is None and part.get("type") == "file":
+        url = (part.get("file") or {}).get("file_data")
+    return url
+
+
 def data_url(url: str) -> tuple[str, str] | None:
     """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
     if not url.startswith("data:"):
@@ -201,6 +209,24 @@ def json_instruction(fmt: tuple[str, dict[str, Any] | None]) -> str:
     if fmt[1]:
         text += " It must conform to this JSON schema:\n" + json.dumps(fmt[1], ensure_ascii=False)
     return text
+
+
+def claude_thinking(params: dict[str, Any], limit: int | None) -> Any:
+    """Claude's `thinking` field (Anthropic's API and Bedrock's): as given, else from the budget
+    asked for (`thinking_budget`), kept under a given max_tokens, which like OpenAI's bounds
+    thinking and answer together. None = no thinking field."""
+    thinking = params.get("thinking")
+    if thinking is not None:
+        return thinking
+    budget = thinking_budget(params)
+    if budget and limit is not None and limit > 1024:
+        budget = min(budget, limit - 1)
+    return {"type": "enabled", "budget_tokens": budget} if budget else None
+
+
+def thinking_tokens(thinking: Any) -> int:
+    """The budget of a `thinking` field (0 when none): max_tokens must leave room above it."""
+    return int(thinking.get("budget_tokens") or 0) if isinstance(thinking, dict) else 0
 
 
 def thinking_budget(params: dict[str, Any]) -> int | None:

@@ -16,14 +16,21 @@ def _header(name: str, value: str) -> bytes:
     return bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
 
 
-def frame(event_type: str, payload: dict[str, Any], message_type: str = "event") -> bytes:
-    kind = ":exception-type" if message_type == "exception" else ":event-type"
-    headers = _header(kind, event_type) + _header(":content-type", "application/json") + _header(
-        ":message-type", message_type)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    prelude = struct.pack(">II", 16 + len(headers) + len(body), len(headers))
-    head = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+def message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
+    """One message with string headers (the only kind Bedrock sends), in the order given."""
+    h = b"".join(_header(name, value) for name, value in headers)
+    prelude = struct.pack(">II", 16 + len(h) + len(payload), len(h))
+    head = prelude + struct.pack(">I", zlib.crc32(prelude)) + h + payload
     return head + struct.pack(">I", zlib.crc32(head))
+
+
+def frame(event_type: str, payload: dict[str, Any], message_type: str = "event") -> bytes:
+    """An event (or exception) message as AWS writes them: its type, then the content and
+    message types."""
+    kind = ":exception-type" if message_type == "exception" else ":event-type"
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return message([(kind, event_type), (":content-type", "application/json"), (":message-type", message_type)],
+                   body)
 
 
 def from_converse(answer: dict[str, Any]) -> bytes:

@@ -42,9 +42,7 @@ def _block(part: dict[str, Any]) -> dict[str, Any] | None:
         if part.get("cache_control"):
             block["cache_control"] = part["cache_control"]
         return block
-    url = cv.image_url(part)
-    if url is None and kind == "file":
-        url = (part.get("file") or {}).get("file_data")
+    url = cv.media_url(part)
     if url is not None:
         inline = cv.data_url(url)
         if inline:
@@ -157,19 +155,10 @@ class AnthropicProvider(Provider):
         if system is not None:
             body["system"] = system
         limit = cv.max_tokens(p)
-        thinking = p.get("thinking")
-        if thinking is None:
-            budget = cv.thinking_budget(p)
-            if budget and limit is not None and limit > 1024:
-                budget = min(budget, limit - 1)  # max_tokens bounds thinking + answer, as OpenAI's does
-            if budget:
-                thinking = {"type": "enabled", "budget_tokens": budget}
+        thinking = cv.claude_thinking(p, limit)
         if thinking is not None:
             body["thinking"] = thinking
-        if limit is None:
-            extra = thinking.get("budget_tokens", 0) if isinstance(thinking, dict) else 0
-            limit = DEFAULT_MAX_TOKENS + int(extra or 0)
-        body["max_tokens"] = limit
+        body["max_tokens"] = limit if limit is not None else DEFAULT_MAX_TOKENS + cv.thinking_tokens(thinking)
         body.update(cv.drop_none({"temperature": p.get("temperature"), "top_p": p.get("top_p"), "top_k": p.get("top_k")}))
         stop = cv.stop_list(p.get("stop"))
         if stop:

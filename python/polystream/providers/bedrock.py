@@ -91,13 +91,11 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
                 continue  # Converse rejects blank text blocks
             out.append({"text": part["text"]})
         else:
-            url = cv.image_url(part)
-            if url is None and kind == "file":
-                url = (part.get("file") or {}).get("file_data")
+            url = cv.media_url(part)
             if url is not None:
                 out.append(_media(part, url))
-            elif kind in (None, "text", "image_url", "file", "input_image"):
-                continue
+            elif kind in (None, "image_url", "file", "input_image"):
+                continue  # a part of a known kind without its data
             else:
                 out.append({k: v for k, v in part.items() if k != "cache_control"})  # a native block
         if part.get("cache_control"):
@@ -191,19 +189,11 @@ def _model_fields(model: str, params: dict[str, Any], limit: int | None) -> tupl
     fields: dict[str, Any] = dict(params.get("additional_model_request_fields") or {})
     if params.get("top_k") is not None:
         fields["top_k"] = params["top_k"]
-    if not _is_claude(model):
-        return fields, limit
-    thinking = params.get("thinking")
-    if thinking is None:
-        budget = cv.thinking_budget(params)
-        if budget and limit is not None and limit > 1024:
-            budget = min(budget, limit - 1)
-        if budget:
-            thinking = {"type": "enabled", "budget_tokens": budget}
+    thinking = cv.claude_thinking(params, limit) if _is_claude(model) else None
     if thinking is not None:
         fields["thinking"] = thinking
-        if limit is None and isinstance(thinking, dict) and thinking.get("budget_tokens"):
-            limit = DEFAULT_THINKING_MAX_TOKENS + int(thinking["budget_tokens"])
+        if limit is None and cv.thinking_tokens(thinking):
+            limit = DEFAULT_THINKING_MAX_TOKENS + cv.thinking_tokens(thinking)
     return fields, limit
 
 
@@ -238,34 +228,36 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
 # ------------------------------------------------------------------ credentials
 
 
-def _profile(name: str | None, filename: str, section_prefix: str = "") -> dict[str, str]:
-    path = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE" if not section_prefix else "AWS_CONFIG_FILE")
-                or Path.home() / ".aws" / filename)
+def _profile(params: Mapping[str, Any], *, config: bool) -> dict[str, str]:
+    """The profile's section of `~/.aws/credentials`, or with `config` of `~/.aws/config` (where
+    a profile other than the default is `[profile NAME]`); the files' locations as AWS's tools
+    read them."""
+    env, filename = ("AWS_CONFIG_FILE", "config") if config else ("AWS_SHARED_CREDENTIALS_FILE", "credentials")
     parser = configparser.ConfigParser()
     try:
-        parser.read(path)
+        parser.read(os.environ.get(env) or Path.home() / ".aws" / filename)
     except (OSError, configparser.Error):
         return {}
-    profile = name or os.environ.get("AWS_PROFILE") or "default"
-    section = profile if (profile == "default" or not section_prefix) else f"{section_prefix}{profile}"
+    name = params.get("aws_profile_name") or os.environ.get("AWS_PROFILE") or "default"
+    section = f"profile {name}" if config and name != "default" else name
     return dict(parser[section]) if parser.has_section(section) else {}
 
 
 def credentials(params: Mapping[str, Any]) -> Credentials | None:
-    key_id = params.get("aws_access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = params.get("aws_secret_access_key") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    token = params.get("aws_session_token") or (os.environ.get("AWS_SESSION_TOKEN") if key_id and not
-                                                 params.get("aws_access_key_id") else None)
-    if not (key_id and secret):
-        prof = _profile(params.get("aws_profile_name"), "credentials")
-        key_id, secret = prof.get("aws_access_key_id"), prof.get("aws_secret_access_key")
-        token = prof.get("aws_session_token")
-    return Credentials(str(key_id), str(secret), token or None) if key_id and secret else None
+    """Keys from the arguments, else the environment, else the profile, each source whole (a
+    session token belongs to the keys it came with)."""
+    names = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+    env = {n: os.environ.get(n.upper()) for n in names}
+    for source in (params, env, _profile(params, config=False)):
+        key_id, secret, token = (source.get(n) for n in names)
+        if key_id and secret:
+            return Credentials(str(key_id), str(secret), str(token) if token else None)
+    return None
 
 
 def region(params: Mapping[str, Any]) -> str | None:
     return (params.get("aws_region_name") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            or _profile(params.get("aws_profile_name"), "config", "profile ").get("region"))
+            or _profile(params, config=True).get("region"))
 
 
 class BedrockProvider(Provider):
