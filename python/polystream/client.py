@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,25 +99,20 @@ def _state(call: _Call, decoder: ChunkDecoder) -> _StreamState:
     return _StreamState(decoder, call.provider.name, call.request.model, call.max_duration, cost_model)
 
 
-def _mock_or_fake_response(body: bytes, *, asynchronous: bool) -> httpx.Response:
-    """An in-memory streaming response carrying `body`, so mock and fake streams take the real path
-    (httpx wants an async byte iterator for the async twin)."""
-    content: Any = _apieces(body) if asynchronous else _pieces(body)
-    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+def _mock_or_fake_response(pieces: list[bytes], *, asynchronous: bool) -> httpx.Response:
+    """An in-memory streaming response carrying `pieces`, so mock and fake streams take the real
+    path (httpx wants an async byte iterator for the async twin)."""
+    content: Any = _apieces(pieces) if asynchronous else iter(pieces)
+    return httpx.Response(200, content=content)
 
 
-def _pieces(body: bytes) -> Iterator[bytes]:
-    # One piece per SSE event, as a provider sends them; a binary body (eventstream) whole.
-    if not body.startswith((b"data:", b"event:")):
-        yield body
-        return
-    for event in body.split(b"\n\n"):
-        if event:
-            yield event + b"\n\n"
+def _sse_events(body: bytes) -> list[bytes]:
+    # One piece per SSE event, as a provider sends them: a mock streams like the real thing.
+    return [event + b"\n\n" for event in body.split(b"\n\n") if event]
 
 
-async def _apieces(body: bytes) -> AsyncIterator[bytes]:
-    for piece in _pieces(body):
+async def _apieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
         yield piece
 
 
@@ -127,7 +122,8 @@ def _mocked(call: _Call, *, asynchronous: bool = False) -> httpx.Response | None
         return None
     if isinstance(call.mock_response, BaseException):
         raise call.mock_response
-    return _mock_or_fake_response(mock_body(call.mock_response, call.request.model), asynchronous=asynchronous)
+    body = mock_body(call.mock_response, call.request.model)
+    return _mock_or_fake_response(_sse_events(body), asynchronous=asynchronous)
 
 
 def _prepare(call: _Call, client: httpx.Client | httpx.AsyncClient) -> tuple[bool, httpx.Request]:
@@ -161,7 +157,7 @@ def _open(call: _Call, client: httpx.Client) -> Stream:
         if fake:
             body, dialect = call.provider.replay_as_stream(response.read())
             response.close()
-            return _start(_mock_or_fake_response(body, asynchronous=False), call, dialect)
+            return _start(_mock_or_fake_response([body], asynchronous=False), call, dialect)
     except httpx.HTTPError as exc:
         response.close()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc
@@ -249,7 +245,7 @@ async def _aopen(call: _Call, client: httpx.AsyncClient) -> AsyncStream:
         if fake:
             body, dialect = call.provider.replay_as_stream(await response.aread())
             await response.aclose()
-            return await _astart(_mock_or_fake_response(body, asynchronous=True), call, dialect)
+            return await _astart(_mock_or_fake_response([body], asynchronous=True), call, dialect)
     except httpx.HTTPError as exc:
         await response.aclose()
         raise transport_error(exc, call.provider.name, call.request.model, "reading the error body") from exc
