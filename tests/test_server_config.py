@@ -103,6 +103,9 @@ def test_bedrock_credentials_in_a_deployment_are_secrets() -> None:
     assert model == "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert params["aws_secret_access_key"] == "secret/key+EXAMPLE" and params["aws_region_name"] == "us-west-2"
     assert set(cfg.secrets()) >= set(env.values())  # masked in every log line
+    azure = parse_config({"model_list": [{"model_name": "a", "litellm_params": {
+        "model": "azure/gpt-41-prod", "api_base": "https://x.openai.azure.com", "azure_ad_token": "eyJ-token-1"}}]}, {})
+    assert "eyJ-token-1" in azure.secrets()
 
 
 def test_litellm_drop_params_holds_for_every_deployment() -> None:

@@ -62,7 +62,7 @@ class OpenAICompatible(Provider):
         if isinstance(extra, dict):
             body.update(extra)
         body["stream"] = stream
-        if "max_tokens" in body and req.model.startswith(self.config.completion_tokens_models):
+        if "max_tokens" in body and self.is_reasoning_model(req.model):
             limit = body.pop("max_tokens")
             body.setdefault("max_completion_tokens", limit)
         if stream and self.config.stream_options:
@@ -74,8 +74,12 @@ class OpenAICompatible(Provider):
             body.pop("stream_options", None)
         return body
 
+    def is_reasoning_model(self, model: str) -> bool:
+        """One of OpenAI's reasoning models (by name), with their own parameter rules."""
+        return model.startswith(self.config.completion_tokens_models)
+
     def drop_unsupported(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
-        if not model.startswith(self.config.completion_tokens_models or ("\0",)):
+        if not self.is_reasoning_model(model):
             return params
         return {k: v for k, v in params.items()
                 if k not in _REASONING_REJECTS and not (k in ("temperature", "top_p") and v != 1)}

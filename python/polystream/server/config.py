@@ -185,7 +185,7 @@ class ModelRouter:
 
 
 #: litellm_params that hold credentials.
-_SECRET_PARAMS = ("api_key", "aws_secret_access_key", "aws_session_token", "aws_access_key_id")
+_SECRET_PARAMS = ("api_key", "aws_secret_access_key", "aws_session_token", "aws_access_key_id", "azure_ad_token")
 
 
 def _deployment(i: int, entry: Any, defaults: Mapping[str, Any]) -> Deployment:
