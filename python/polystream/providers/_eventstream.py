@@ -24,12 +24,10 @@ def message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
     return head + struct.pack(">I", zlib.crc32(head))
 
 
-def frame(event_type: str, payload: dict[str, Any], message_type: str = "event") -> bytes:
-    """An event (or exception) message as AWS writes them: its type, then the content and
-    message types."""
-    kind = ":exception-type" if message_type == "exception" else ":event-type"
+def frame(event_type: str, payload: dict[str, Any]) -> bytes:
+    """An event message as AWS writes them: its type, then the content and message types."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return message([(kind, event_type), (":content-type", "application/json"), (":message-type", message_type)],
+    return message([(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")],
                    body)
 
 
